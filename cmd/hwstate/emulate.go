@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hwstate/hwstate/graph"
+)
+
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("emulate-graph", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg graph.EmulatorConfig
+	addr := fs.String("addr", "127.0.0.1:8081", "listen address; Graph is served under /beta, the control endpoint under /_emulator/")
+	fs.StringVar(&cfg.Token, "token", "", "the only bearer token accepted; empty: any")
+	fs.DurationVar(&cfg.Latency, "latency", 0, "added to every answer")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "creates per second before 429 (a token bucket like a tenant's); 0: unlimited")
+	fs.IntVar(&cfg.Burst, "burst", 1, "token bucket size with --rate")
+	fs.DurationVar(&cfg.RetryAfter, "retry-after", time.Second, "Retry-After of injected 429s")
+	fs.BoolVar(&cfg.OmitRetryAfter, "omit-retry-after", false, "answer 429 without Retry-After, as Intune sometimes does")
+	fs.Float64Var(&cfg.ThrottleRate, "throttle-rate", 0, "probability of a 429 per request")
+	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "probability of a 503 per request")
+	fs.IntVar(&cfg.ThrottleFirst, "throttle-first", 0, "answer 429 to the first N requests of each client-request-id")
+	fs.IntVar(&cfg.FailFirst, "fail-first", 0, "answer 503 to the first N requests of each client-request-id")
+	fs.BoolVar(&cfg.Outage, "outage", false, "answer 503 to everything (switch off with PUT /_emulator/config)")
+	notFound := fs.String("not-found-ids", "", "comma-separated configuration ids answered 404")
+	fs.Usage = flagUsage(fs, stdout, "usage: hwstate emulate-graph [flags]\n\nThe Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *notFound != "" {
+		cfg.NotFoundIDs = strings.Split(*notFound, ",")
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	fmt.Fprintf(stdout, "Graph emulator on http://%s/beta (control: http://%s/_emulator/config, /_emulator/stats)\n", ln.Addr(), ln.Addr())
+	srv := &http.Server{Handler: graph.NewEmulator(cfg), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

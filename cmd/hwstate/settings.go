@@ -1,0 +1,157 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/hwstate/hwstate/worker"
+)
+
+// settings are the whole of CONTRACT.md section 4: every one a flag of `hwstate run` and an
+// environment variable HWSTATE_<FLAG>, the flag winning.
+type settings struct {
+	NATSURL, DataDir, EmbeddedListen, NATSCreds, NATSCA string
+
+	Stream, Subject, Consumer   string
+	ResultStream, ResultSubject string
+	DLQStream, DLQSubject       string
+
+	GraphCloud, GraphBaseURL                     string
+	TenantID, ClientID, ClientSecret, ClientCert string
+	GraphToken                                   string
+	GraphBatch                                   int
+	GraphTimeout                                 time.Duration
+	Rate                                         float64
+	Burst, Concurrency                           int
+	FetchBatch                                   fetchBatch
+	AckWait                                      time.Duration
+	MaxAttempts                                  int
+	LedgerBucket                                 string
+	LedgerTTL                                    time.Duration
+	Replicas                                     int
+	Retention                                    time.Duration
+	HTTPAddr, LogLevel                           string
+}
+
+// fetchBatch is a message count or "auto".
+type fetchBatch int
+
+func (f *fetchBatch) String() string {
+	if *f == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(int(*f))
+}
+
+func (f *fetchBatch) Set(s string) error {
+	if s == "auto" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("want a positive number or auto")
+	}
+	*f = fetchBatch(n)
+	return nil
+}
+
+// register declares every setting on fs with the contract's default.
+func (s *settings) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.NATSURL, "nats-url", "", "NATS server(s), comma-separated; empty: an embedded JetStream server storing in --data-dir")
+	fs.StringVar(&s.DataDir, "data-dir", "./data", "embedded server's storage")
+	fs.StringVar(&s.EmbeddedListen, "embedded-listen", "127.0.0.1:4222", "where the embedded server listens")
+	fs.StringVar(&s.NATSCreds, "nats-creds", "", "a .creds file for the NATS connection (TLS by tls:// URLs)")
+	fs.StringVar(&s.NATSCA, "nats-ca", "", "a PEM CA bundle for NATS TLS")
+	fs.StringVar(&s.Stream, "stream", worker.DefaultStream, "input stream")
+	fs.StringVar(&s.Subject, "subject", worker.DefaultSubject, "input subject")
+	fs.StringVar(&s.Consumer, "consumer", worker.DefaultConsumer, "durable consumer")
+	fs.StringVar(&s.ResultStream, "result-stream", worker.DefaultResultStream, "stream of results")
+	fs.StringVar(&s.ResultSubject, "result-subject", worker.DefaultResultSubject, "subject of results")
+	fs.StringVar(&s.DLQStream, "dlq-stream", worker.DefaultDLQStream, "stream of dead letters")
+	fs.StringVar(&s.DLQSubject, "dlq-subject", worker.DefaultDLQSubject, "subject of dead letters")
+	fs.StringVar(&s.GraphCloud, "graph-cloud", "global", "national cloud: global, usgov, usgovdod, china (sets Graph host and sign-in authority)")
+	fs.StringVar(&s.GraphBaseURL, "graph-base-url", "", "Graph base URL; empty: the cloud's https://<graph host>/beta")
+	fs.StringVar(&s.TenantID, "tenant-id", "", "client credentials: the tenant (directory) id")
+	fs.StringVar(&s.ClientID, "client-id", "", "client credentials: the app registration's client id")
+	fs.StringVar(&s.ClientSecret, "client-secret", "", "client credentials: a client secret (prefer the environment variable)")
+	fs.StringVar(&s.ClientCert, "client-cert", "", "client credentials: a PEM file with the certificate and its private key")
+	fs.StringVar(&s.GraphToken, "graph-token", "", "a fixed bearer token instead of client credentials (emulators, tests)")
+	fs.IntVar(&s.GraphBatch, "graph-batch", 1, "creates per Graph $batch request, 1 to 20 (1 = no $batch)")
+	fs.DurationVar(&s.GraphTimeout, "graph-timeout", 30*time.Second, "one Graph request's time limit")
+	fs.Float64Var(&s.Rate, "rate", worker.DefaultRate, "Graph creates per second for this process (Intune publishes 100 writes per 20 s per app per tenant)")
+	fs.IntVar(&s.Burst, "burst", worker.DefaultBurst, "Graph creates allowed at once above the rate")
+	fs.IntVar(&s.Concurrency, "concurrency", worker.DefaultConcurrency, "Graph creates in flight at most")
+	fs.Var(&s.FetchBatch, "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
+	fs.DurationVar(&s.AckWait, "ack-wait", worker.DefaultAckWait, "the consumer's ack wait")
+	fs.IntVar(&s.MaxAttempts, "max-attempts", worker.DefaultMaxAttempts, "Graph attempts that failed transiently before retries_exhausted")
+	fs.StringVar(&s.LedgerBucket, "ledger-bucket", worker.DefaultLedgerBucket, "the idempotency key-value bucket")
+	fs.DurationVar(&s.LedgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long an idempotency record lives")
+	fs.IntVar(&s.Replicas, "replicas", 1, "replicas of the streams, consumer and bucket (3 on a three-node cluster)")
+	fs.DurationVar(&s.Retention, "retention", worker.DefaultRetention, "how long the result and DLQ streams keep messages")
+	fs.StringVar(&s.HTTPAddr, "http-addr", ":8080", "/healthz, /readyz, /metrics; empty: none")
+	fs.StringVar(&s.LogLevel, "log-level", "info", "debug, info, warn, error")
+}
+
+// parse reads flags, then HWSTATE_* variables for flags not given.
+func (s *settings) parse(fs *flag.FlagSet, args []string) error {
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("HWSTATE")); err != nil {
+		return err
+	}
+	return s.validate()
+}
+
+func (s *settings) validate() error {
+	var problems []string
+	check := func(ok bool, msg string) {
+		if !ok {
+			problems = append(problems, msg)
+		}
+	}
+	check(s.Rate > 0, "--rate must be above 0")
+	check(s.Burst >= 1, "--burst must be at least 1")
+	check(s.Concurrency >= 1, "--concurrency must be at least 1")
+	check(s.GraphBatch >= 1 && s.GraphBatch <= 20, "--graph-batch must be from 1 to 20")
+	check(s.MaxAttempts >= 1, "--max-attempts must be at least 1")
+	check(s.AckWait >= time.Second, "--ack-wait must be at least 1s")
+	check(s.GraphTimeout > 0, "--graph-timeout must be above 0")
+	check(s.Replicas >= 1 && s.Replicas <= 5, "--replicas must be from 1 to 5")
+	check(s.LedgerTTL > 0 && s.Retention > 0, "--ledger-ttl and --retention must be above 0")
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func (s *settings) workerConfig() worker.Config {
+	return worker.Config{
+		Stream: s.Stream, Subject: s.Subject, Consumer: s.Consumer,
+		ResultStream: s.ResultStream, ResultSubject: s.ResultSubject,
+		DLQStream: s.DLQStream, DLQSubject: s.DLQSubject,
+		Rate: s.Rate, Burst: s.Burst, Concurrency: s.Concurrency, FetchBatch: int(s.FetchBatch),
+		AckWait: s.AckWait, MaxAttempts: s.MaxAttempts,
+		LedgerBucket: s.LedgerBucket, LedgerTTL: s.LedgerTTL,
+		Replicas: s.Replicas, Retention: s.Retention,
+	}
+}
+
+// flagUsage prints each flag with its environment variable and default.
+func flagUsage(fs *flag.FlagSet, w io.Writer, synopsis string) func() {
+	return func() {
+		fmt.Fprintf(w, "%s\n\nEvery flag is also an environment variable HWSTATE_<FLAG> (upper case, dashes as underscores); the flag wins.\n\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			env := "HWSTATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+			def := f.DefValue
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(w, "  --%s  (%s, default %s)\n      %s\n", f.Name, env, def, f.Usage)
+		})
+	}
+}

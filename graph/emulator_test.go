@@ -1,0 +1,510 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hwstate/hwstate/schema"
+)
+
+const (
+	testConfigID = "0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33"
+	testToken    = "s3cr3t-t0ken"
+	testPrefix   = "/beta/deviceManagement/hardwareConfigurations/"
+)
+
+var testState = schema.UserState{
+	UPN: "ada@contoso.com", UserEmail: "ada@contoso.com", UserName: "Ada Lovelace",
+	LastStateUpdateDateTime: "2017-01-01T00:02:58.4418045-08:00",
+	SuccessfulDeviceCount:   5, FailedDeviceCount: 1, PendingDeviceCount: 2,
+	NotApplicableDeviceCount: 8, UnknownDeviceCount: 2,
+}
+
+func testBody() []byte { return testState.AppendGraphBody(nil) }
+
+func createPath(configID string) string { return testPrefix + configID + "/userRunStates" }
+
+func newEmulatorServer(t testing.TB, cfg EmulatorConfig) (*Emulator, *httptest.Server) {
+	t.Helper()
+	e := NewEmulator(cfg)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return e, srv
+}
+
+// rawRequest is a request as a client of any quality might send it.
+type rawRequest struct {
+	method string
+	path   string
+	header map[string]string
+	body   []byte
+}
+
+// validRequest is a correct create; tests change what they are about.
+func validRequest(clientRequestID string) rawRequest {
+	return rawRequest{
+		method: http.MethodPost,
+		path:   createPath(testConfigID),
+		header: map[string]string{
+			"Authorization":     "Bearer " + testToken,
+			"Content-Type":      "application/json",
+			"client-request-id": clientRequestID,
+		},
+		body: testBody(),
+	}
+}
+
+func (r rawRequest) with(key, value string) rawRequest {
+	h := make(map[string]string, len(r.header)+1)
+	for k, v := range r.header {
+		h[k] = v
+	}
+	if value == "" {
+		delete(h, key)
+	} else {
+		h[key] = value
+	}
+	r.header = h
+	return r
+}
+
+func (r rawRequest) send(t testing.TB, srv *httptest.Server) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(r.method, srv.URL+r.path, bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// graphErrorCode returns the code of a Graph error body, failing the test if the
+// body is not one with an innerError.
+func graphErrorCode(t testing.TB, body []byte) string {
+	t.Helper()
+	e := parseError(body)
+	if e == nil || len(e.InnerError) == 0 {
+		t.Fatalf("not a Graph error body with innerError: %s", body)
+	}
+	return e.Code
+}
+
+func TestEmulatorAnswers(t *testing.T) {
+	otherID := "A1B2C3D4-0000-4000-8000-00000000000F"
+	cfg := EmulatorConfig{Token: testToken, NotFoundIDs: []string{otherID}, RejectIDs: []string{strings.ToUpper(testConfigID)}}
+	crid := uuid.NewString()
+	ok := validRequest(crid)
+	oversized := ok
+	oversized.body = bytes.Repeat([]byte(" "), maxRequestBody+1)
+	tests := []struct {
+		name       string
+		cfg        *EmulatorConfig // nil: cfg
+		req        rawRequest
+		wantStatus int
+		wantCode   string
+		wantInMsg  string
+	}{
+		{"unknown path", nil, rawRequest{method: "POST", path: "/beta/users"}, 404, "ResourceNotFound", ""},
+		{"path beyond the collection", nil, func() rawRequest { r := ok; r.path += "/x"; return r }(), 404, "ResourceNotFound", ""},
+		{"GET", nil, func() rawRequest { r := ok; r.method = "GET"; return r }(), 405, "MethodNotAllowed", ""},
+		{"no Authorization", nil, ok.with("Authorization", ""), 401, "InvalidAuthenticationToken", ""},
+		{"wrong token", nil, ok.with("Authorization", "Bearer other"), 401, "InvalidAuthenticationToken", ""},
+		{"not Bearer", nil, ok.with("Authorization", "Basic "+testToken), 401, "InvalidAuthenticationToken", ""},
+		{"empty Bearer", &EmulatorConfig{}, ok.with("Authorization", "Bearer "), 401, "InvalidAuthenticationToken", ""},
+		{"outage before authorization", &EmulatorConfig{Outage: true}, ok.with("Authorization", ""), 503, "ServiceUnavailable", ""},
+		{"client-request-id not a GUID", nil, ok.with("client-request-id", "event-1"), 400, "BadRequest", "client-request-id"},
+		{"no Content-Type", nil, ok.with("Content-Type", ""), 415, "UnsupportedMediaType", ""},
+		{"text/plain", nil, ok.with("Content-Type", "text/plain"), 415, "UnsupportedMediaType", ""},
+		{"configuration id not a GUID", nil, func() rawRequest { r := ok; r.path = createPath("not-a-guid"); return r }(), 400, "BadRequest", "hardwareConfigurationId"},
+		{"encoded slash in id", nil, func() rawRequest { r := ok; r.path = createPath("..%2Fx"); return r }(), 400, "BadRequest", "hardwareConfigurationId"},
+		{"unknown configuration", nil, func() rawRequest { r := ok; r.path = createPath(strings.ToLower(otherID)); return r }(), 404, "ResourceNotFound", ""},
+		{"missing property", nil, func() rawRequest {
+			r := ok
+			r.body = []byte(`{"upn":"a","userEmail":"a","userName":"a","lastStateUpdateDateTime":"2017-01-01T00:00:00Z"}`)
+			return r
+		}(), 400, "BadRequest", "successfulDeviceCount"},
+		{"not JSON", nil, func() rawRequest { r := ok; r.body = []byte("upn=ada"); return r }(), 400, "BadRequest", ""},
+		{"oversized body", nil, oversized, 413, "RequestEntityTooLarge", ""},
+		{"rejected configuration", nil, ok, 400, "BadRequest", testConfigID},
+		{"created", &EmulatorConfig{Token: testToken}, ok, 201, "", ""},
+		{"any token", &EmulatorConfig{}, ok.with("Authorization", "bearer whatever"), 201, "", ""},
+		{"charset parameter", &EmulatorConfig{}, ok.with("Content-Type", "application/json; charset=utf-8"), 201, "", ""},
+		{"no client-request-id", &EmulatorConfig{}, ok.with("client-request-id", ""), 201, "", ""},
+		{"no prefix", &EmulatorConfig{}, func() rawRequest {
+			r := ok
+			r.path = strings.TrimPrefix(r.path, "/beta")
+			return r
+		}(), 201, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			if tt.cfg != nil {
+				c = *tt.cfg
+			}
+			_, srv := newEmulatorServer(t, c)
+			resp, body := tt.req.send(t, srv)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if tt.wantStatus == 405 && resp.Header.Get("Allow") != "POST" {
+				t.Errorf("Allow %q, want POST", resp.Header.Get("Allow"))
+			}
+			if tt.wantCode == "" {
+				return
+			}
+			if code := graphErrorCode(t, body); code != tt.wantCode {
+				t.Errorf("code %q, want %q", code, tt.wantCode)
+			}
+			if !strings.Contains(string(body), tt.wantInMsg) {
+				t.Errorf("message does not say %q: %s", tt.wantInMsg, body)
+			}
+		})
+	}
+}
+
+func TestEmulatorCreated(t *testing.T) {
+	_, srv := newEmulatorServer(t, EmulatorConfig{})
+	crid := uuid.NewString()
+	resp, body := validRequest(crid).send(t, srv)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("client-request-id"); got != crid {
+		t.Errorf("client-request-id %q, want %q", got, crid)
+	}
+	if got := resp.Header.Get("request-id"); !schema.IsGUID(got) {
+		t.Errorf("request-id %q is not a GUID", got)
+	}
+	if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+		t.Errorf("Date: %v", err)
+	}
+
+	var created map[string]any
+	if err := json.Unmarshal(body, &created); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if id, _ := created["id"].(string); !schema.IsGUID(id) {
+		t.Errorf("id %q is not a GUID", id)
+	}
+	wantContext := srv.URL + "/beta/$metadata#deviceManagement/hardwareConfigurations('" + testConfigID + "')/userRunStates/$entity"
+	if created["@odata.context"] != wantContext {
+		t.Errorf("@odata.context %q, want %q", created["@odata.context"], wantContext)
+	}
+	// The rest is the entity as posted.
+	delete(created, "id")
+	delete(created, "@odata.context")
+	var posted map[string]any
+	if err := json.Unmarshal(testBody(), &posted); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(created, posted) {
+		t.Errorf("entity %v, want %v", created, posted)
+	}
+}
+
+func TestEmulatorDuplicates(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{})
+	twice, once := uuid.NewString(), uuid.NewString()
+	for _, crid := range []string{twice, once, strings.ToUpper(twice), "", ""} {
+		if resp, body := validRequest(crid).with("client-request-id", crid).send(t, srv); resp.StatusCode != 201 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	if got := e.CreatesFor(twice); got != 2 {
+		t.Errorf("CreatesFor(twice) = %d, want 2", got)
+	}
+	if got := e.CreatesFor(once); got != 1 {
+		t.Errorf("CreatesFor(once) = %d, want 1", got)
+	}
+	if got := e.CreatesFor("not a GUID"); got != 0 {
+		t.Errorf("CreatesFor(not a GUID) = %d, want 0", got)
+	}
+	want := EmulatorStats{Requests: 5, Creates: 5, Duplicates: 1}
+	if got := e.Stats(); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+}
+
+// statusSequence sends n creates with one client-request-id and lists the statuses.
+func statusSequence(t *testing.T, srv *httptest.Server, crid string, n int) []int {
+	t.Helper()
+	var got []int
+	for range n {
+		resp, _ := validRequest(crid).send(t, srv)
+		got = append(got, resp.StatusCode)
+	}
+	return got
+}
+
+func TestEmulatorInjectedFaults(t *testing.T) {
+	tests := []struct {
+		name           string
+		cfg            EmulatorConfig
+		want           []int
+		wantRetryAfter string // of the first answer
+	}{
+		{"throttle first", EmulatorConfig{ThrottleFirst: 2, RetryAfter: 1500 * time.Millisecond}, []int{429, 429, 201}, "1.500"},
+		{"omit Retry-After", EmulatorConfig{ThrottleFirst: 1, RetryAfter: time.Second, OmitRetryAfter: true}, []int{429, 201}, ""},
+		{"fail first", EmulatorConfig{FailFirst: 2}, []int{503, 503, 201}, ""},
+		{"fail first 502", EmulatorConfig{FailFirst: 1, FailStatus: 502}, []int{502, 201}, ""},
+		{"fail first 509", EmulatorConfig{FailFirst: 1, FailStatus: 509}, []int{509, 201}, ""},
+		{"throttle then fail", EmulatorConfig{ThrottleFirst: 1, FailFirst: 1, FailStatus: 504, RetryAfter: 2 * time.Second}, []int{429, 504, 201}, "2"},
+		{"throttle rate 1", EmulatorConfig{ThrottleRate: 1, RetryAfter: 250 * time.Millisecond}, []int{429, 429}, "0.250"},
+		{"error rate 1", EmulatorConfig{ErrorRate: 1}, []int{503, 503}, ""},
+		{"outage", EmulatorConfig{Outage: true, RetryAfter: time.Second}, []int{503, 503}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := newEmulatorServer(t, tt.cfg)
+			// Every client-request-id gets the same sequence.
+			for range 2 {
+				crid := uuid.NewString()
+				resp, body := validRequest(crid).send(t, srv)
+				if got := resp.Header.Get("Retry-After"); got != tt.wantRetryAfter {
+					t.Errorf("Retry-After %q, want %q", got, tt.wantRetryAfter)
+				}
+				if resp.StatusCode != 201 {
+					graphErrorCode(t, body)
+				}
+				got := append([]int{resp.StatusCode}, statusSequence(t, srv, crid, len(tt.want)-1)...)
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("statuses %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEmulatorSeed(t *testing.T) {
+	cfg := EmulatorConfig{ErrorRate: 0.5, Seed: 7}
+	_, a := newEmulatorServer(t, cfg)
+	_, b := newEmulatorServer(t, cfg)
+	seqA := statusSequence(t, a, uuid.NewString(), 32)
+	seqB := statusSequence(t, b, uuid.NewString(), 32)
+	if !reflect.DeepEqual(seqA, seqB) {
+		t.Errorf("same seed, different answers:\n%v\n%v", seqA, seqB)
+	}
+	count := map[int]int{}
+	for _, s := range seqA {
+		count[s]++
+	}
+	if count[201] == 0 || count[503] == 0 || count[201]+count[503] != len(seqA) {
+		t.Errorf("ErrorRate 0.5 gave %v", count)
+	}
+}
+
+func TestEmulatorRateLimit(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{Rate: 4, Burst: 1})
+	crid := uuid.NewString()
+	if resp, body := validRequest(crid).send(t, srv); resp.StatusCode != 201 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	resp, body := validRequest(crid).send(t, srv)
+	if resp.StatusCode != 429 || graphErrorCode(t, body) != "TooManyRequests" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	wait, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if !ok || wait <= 0 || wait > 250*time.Millisecond {
+		t.Fatalf("Retry-After %q, want at most 0.250", resp.Header.Get("Retry-After"))
+	}
+	// An unrelated change keeps the bucket as it is.
+	e.SetConfig(EmulatorConfig{Rate: 4, Burst: 1, Latency: time.Microsecond})
+	if resp, _ := validRequest(crid).send(t, srv); resp.StatusCode != 429 {
+		t.Fatalf("status %d after an unrelated change, want 429", resp.StatusCode)
+	}
+	time.Sleep(wait)
+	if resp, body := validRequest(crid).send(t, srv); resp.StatusCode != 201 {
+		t.Fatalf("status %d after waiting as told: %s", resp.StatusCode, body)
+	}
+	if got := e.Stats(); got.Throttled != 2 || got.Creates != 2 {
+		t.Errorf("Stats() = %+v", got)
+	}
+}
+
+// SetConfig while requests are in flight: run with -race.
+func TestEmulatorSetConfigWhileRunning(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				if resp, _ := validRequest(uuid.NewString()).send(t, srv); resp.StatusCode != 201 && resp.StatusCode != 503 {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		e.SetConfig(EmulatorConfig{Outage: i%2 == 0, Rate: float64(i + 1000), NotFoundIDs: []string{uuid.NewString()}})
+		_ = e.Config()
+	}
+	wg.Wait()
+	st := e.Stats()
+	if st.Requests != 80 || st.Creates+st.ServerErrors != 80 {
+		t.Errorf("Stats() = %+v", st)
+	}
+
+	e.SetConfig(EmulatorConfig{Outage: true})
+	if got := statusSequence(t, srv, uuid.NewString(), 1); got[0] != 503 {
+		t.Errorf("outage on: %v", got)
+	}
+	e.SetConfig(EmulatorConfig{})
+	if got := statusSequence(t, srv, uuid.NewString(), 1); got[0] != 201 {
+		t.Errorf("outage off: %v", got)
+	}
+}
+
+func TestEmulatorConfigIsCopied(t *testing.T) {
+	ids := []string{testConfigID}
+	e := NewEmulator(EmulatorConfig{NotFoundIDs: ids})
+	ids[0] = "changed"
+	got := e.Config()
+	got.NotFoundIDs[0] = "changed too"
+	if e.Config().NotFoundIDs[0] != testConfigID {
+		t.Errorf("configuration shares memory with its callers")
+	}
+}
+
+func control(t *testing.T, srv *httptest.Server, method, path, body string) (int, []byte) {
+	t.Helper()
+	return rawRequest{method: method, path: path, body: []byte(body)}.sendStatus(t, srv)
+}
+
+func (r rawRequest) sendStatus(t *testing.T, srv *httptest.Server) (int, []byte) {
+	t.Helper()
+	resp, body := r.send(t, srv)
+	return resp.StatusCode, body
+}
+
+func TestEmulatorControl(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{})
+	put := `{"token":"t","latency":"1.5ms","rate":5,"burst":2,"retryAfter":"2.128s","omitRetryAfter":true,` +
+		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"seed":42,` +
+		`"outage":true,"notFoundIds":["` + testConfigID + `"],"rejectIds":[]}`
+	want := EmulatorConfig{
+		Token: "t", Latency: 1500 * time.Microsecond, Rate: 5, Burst: 2, RetryAfter: 2128 * time.Millisecond,
+		OmitRetryAfter: true, ThrottleFirst: 1, FailFirst: 2, FailStatus: 502, ErrorRate: 0.25,
+		ThrottleRate: 0.5, Seed: 42, Outage: true, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
+	}
+	if status, body := control(t, srv, "PUT", "/_emulator/config", put); status != 200 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	if got := e.Config(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after PUT: %+v\nwant %+v", got, want)
+	}
+	status, body := control(t, srv, "GET", "/_emulator/config", "")
+	if status != 200 {
+		t.Fatalf("GET: %d %s", status, body)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(body, &back); err != nil {
+		t.Fatal(err)
+	}
+	var sent map[string]any
+	if err := json.Unmarshal([]byte(put), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, sent) {
+		t.Errorf("GET answered %s\nwant %s", body, put)
+	}
+
+	// PATCH changes what it names; PUT replaces all.
+	if status, body := control(t, srv, "PATCH", "/_emulator/config", `{"outage":false,"latency":"0s"}`); status != 200 {
+		t.Fatalf("PATCH: %d %s", status, body)
+	}
+	want.Outage, want.Latency = false, 0
+	if got := e.Config(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after PATCH: %+v\nwant %+v", got, want)
+	}
+	for _, bad := range []string{
+		`{"outage":true,"latencyMs":5}`,
+		`{"latency":"5 parsecs"}`,
+		`{"latency":5}`,
+		`{"errorRate":1.5}`,
+		`{"failStatus":404}`,
+		`{"rate":-1}`,
+		`{"notFoundIds":["x"]}`,
+		`{"outage":true} {}`,
+		`[]`,
+	} {
+		if status, body := control(t, srv, "PUT", "/_emulator/config", bad); status != 400 || graphErrorCode(t, append(body[:len(body):len(body)])) == "" {
+			t.Errorf("PUT %s: %d %s", bad, status, body)
+		}
+		if status, _ := control(t, srv, "PATCH", "/_emulator/config", bad); status != 400 {
+			t.Errorf("PATCH %s: %d", bad, status)
+		}
+	}
+	if got := e.Config(); !reflect.DeepEqual(got, want) {
+		t.Errorf("refused changes changed the configuration: %+v", got)
+	}
+	if status, body := control(t, srv, "PUT", "/_emulator/config", `{}`); status != 200 || !reflect.DeepEqual(e.Config(), EmulatorConfig{}) {
+		t.Errorf("PUT {}: %d %s, config %+v", status, body, e.Config())
+	}
+
+	validRequest(uuid.NewString()).send(t, srv)
+	status, body = control(t, srv, "GET", "/_emulator/stats", "")
+	var stats EmulatorStats
+	if err := json.Unmarshal(body, &stats); status != 200 || err != nil {
+		t.Fatalf("GET stats: %d %v %s", status, err, body)
+	}
+	if stats != e.Stats() || stats.Creates != 1 || !strings.Contains(string(body), `"serverErrors":0`) {
+		t.Errorf("stats %s, Stats() %+v", body, e.Stats())
+	}
+	if status, _ := control(t, srv, "POST", "/_emulator/stats", ""); status != 405 {
+		t.Errorf("POST stats: %d, want 405", status)
+	}
+	if status, _ := control(t, srv, "GET", "/_emulator/nothing", ""); status != 404 {
+		t.Errorf("GET nothing: %d, want 404", status)
+	}
+	if e.Stats().Requests != 1 {
+		t.Errorf("control requests counted as Graph requests: %+v", e.Stats())
+	}
+}
+
+func ExampleEmulator() {
+	emulator := NewEmulator(EmulatorConfig{ThrottleFirst: 1, RetryAfter: 2 * time.Second})
+	srv := httptest.NewServer(emulator)
+	defer srv.Close()
+
+	client := &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken("any")}
+	body := testState.AppendGraphBody(nil)
+	req := Request{ConfigurationID: testConfigID, ClientRequestID: ClientRequestID("event-1"), Body: body}
+	for range 2 {
+		resp, err := client.Create(context.Background(), req)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(resp.Status, resp.Class, resp.RetryAfter)
+	}
+	fmt.Println(emulator.CreatesFor(req.ClientRequestID))
+	// Output:
+	// 429 transient 2s
+	// 201 created 0s
+	// 1
+}

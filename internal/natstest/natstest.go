@@ -1,0 +1,140 @@
+// Package natstest starts real NATS JetStream servers inside a test process: one on a random
+// port with a temporary store, or a three-node cluster on loopback. hwstate's tests never mock
+// NATS.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is a JetStream server run by a test.
+type Server struct {
+	*server.Server
+	opts *server.Options
+}
+
+// Start starts a JetStream server on a random loopback port, storing in a fresh temp dir;
+// it is shut down when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, &server.Options{
+		ServerName: "test",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		NoSigs:     true,
+	})
+}
+
+func start(t testing.TB, opts *server.Options) *Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	// Keep the port it got, so a restart comes back where clients reconnect.
+	again := *opts
+	again.Port = ns.Addr().(*net.TCPAddr).Port
+	s := &Server{Server: ns, opts: &again}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down and waits for it.
+func (s *Server) Stop() {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// Restart stops the server and starts it again on the same port and store.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	opts := *s.opts
+	ns, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatalf("nats server restart: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not restart")
+	}
+	s.Server = ns
+}
+
+// Cluster starts three JetStream servers routed to each other on loopback.
+func Cluster(t testing.TB) []*Server {
+	t.Helper()
+	ports := freePorts(t, 6)
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+	}
+	var out []*Server
+	for i := range 3 {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       ports[i],
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			Cluster: server.ClusterOpts{
+				Name: "hwstate-test",
+				Host: "127.0.0.1",
+				Port: ports[3+i],
+			},
+			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		out = append(out, start(t, opts))
+	}
+	return out
+}
+
+// freePorts finds n free loopback ports; a cluster must know its routes before it starts.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return ports
+}
+
+// Connect connects to the server (or cluster URLs) and returns the JetStream handle; the
+// connection closes when the test ends.
+func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}

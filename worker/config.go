@@ -1,0 +1,114 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config is what the worker needs to know about its streams and its manners towards Graph.
+// The zero value is the contract's defaults (CONTRACT.md section 4).
+type Config struct {
+	Stream, Subject, Consumer   string
+	ResultStream, ResultSubject string
+	DLQStream, DLQSubject       string
+
+	// Rate is Graph creates per second for this process; Burst how many may go at once.
+	Rate  float64
+	Burst int
+	// Concurrency bounds the creates in flight.
+	Concurrency int
+	// FetchBatch is how many messages one pull asks for; 0 derives it from Rate and AckWait.
+	FetchBatch int
+	AckWait    time.Duration
+	// MaxAttempts bounds the Graph attempts that failed transiently.
+	MaxAttempts int
+
+	LedgerBucket string
+	LedgerTTL    time.Duration
+	Replicas     int
+	Retention    time.Duration
+}
+
+// Defaults of CONTRACT.md section 4.
+const (
+	DefaultStream        = "HWSTATE_EVENTS"
+	DefaultSubject       = "hwstate.userstate.create"
+	DefaultConsumer      = "hwstate-worker"
+	DefaultResultStream  = "HWSTATE_RESULTS"
+	DefaultResultSubject = "hwstate.userstate.result"
+	DefaultDLQStream     = "HWSTATE_DLQ"
+	DefaultDLQSubject    = "hwstate.userstate.dlq"
+	DefaultLedgerBucket  = "HWSTATE_LEDGER"
+	DefaultRate          = 5
+	DefaultBurst         = 1
+	DefaultConcurrency   = 32
+	DefaultAckWait       = 60 * time.Second
+	DefaultMaxAttempts   = 10
+	DefaultLedgerTTL     = 168 * time.Hour
+	DefaultRetention     = 720 * time.Hour
+)
+
+// maxAckPending is the consumer's limit on unacknowledged messages; fetches never exceed it.
+const maxAckPending = 1000
+
+func (c Config) withDefaults() Config {
+	setString := func(s *string, def string) {
+		if *s == "" {
+			*s = def
+		}
+	}
+	setString(&c.Stream, DefaultStream)
+	setString(&c.Subject, DefaultSubject)
+	setString(&c.Consumer, DefaultConsumer)
+	setString(&c.ResultStream, DefaultResultStream)
+	setString(&c.ResultSubject, DefaultResultSubject)
+	setString(&c.DLQStream, DefaultDLQStream)
+	setString(&c.DLQSubject, DefaultDLQSubject)
+	setString(&c.LedgerBucket, DefaultLedgerBucket)
+	if c.Rate <= 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.LedgerTTL <= 0 {
+		c.LedgerTTL = DefaultLedgerTTL
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	return c
+}
+
+// fetchBatch is the configured pull size or, for auto, half of what the rate limit lets the
+// worker finish within one ack wait: anything pulled beyond that would sit in memory long
+// enough to need keep-alives, and a large prefetch is what turns a slow tenant into
+// redeliveries.
+func (c Config) fetchBatch() int {
+	n := c.FetchBatch
+	if n <= 0 {
+		n = int(c.Rate * c.AckWait.Seconds() / 2)
+	}
+	return max(1, min(n, maxAckPending))
+}
+
+// holdLimit is how many messages the worker holds at once: enough to keep every send slot busy
+// and one pull's worth waiting for its turn.
+func (c Config) holdLimit() int {
+	return min(max(c.fetchBatch(), c.Concurrency), maxAckPending)
+}
+
+func (c Config) storage() jetstream.StorageType { return jetstream.FileStorage }

@@ -1,0 +1,41 @@
+package worker
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Option changes how a Worker behaves beyond its Config.
+type Option func(*options)
+
+type options struct {
+	logger         *zap.Logger
+	metrics        *Metrics
+	breakerTimeout time.Duration
+	backoffInitial time.Duration
+	backoffMax     time.Duration
+}
+
+func defaultOptions() options {
+	return options{
+		logger:         zap.NewNop(),
+		breakerTimeout: 10 * time.Second,
+		backoffInitial: 500 * time.Millisecond,
+		backoffMax:     60 * time.Second,
+	}
+}
+
+// WithLogger sets the logger; the default logs nothing.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMetrics records the worker's figures into m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithBreakerTimeout sets how long the breaker stays open before a probe request.
+func WithBreakerTimeout(d time.Duration) Option { return func(o *options) { o.breakerTimeout = d } }
+
+// WithBackoff sets the first and the longest wait between transient failures of one event.
+func WithBackoff(initial, maxWait time.Duration) Option {
+	return func(o *options) { o.backoffInitial, o.backoffMax = initial, maxWait }
+}
