@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
 	"github.com/hwstate/hwstate/graph"
@@ -111,12 +112,14 @@ const breakerPoll = 500 * time.Millisecond
 // create sends the request until Graph gives a final answer (created or rejected), the
 // transient failures reach MaxAttempts (errExhausted, with the last answer), or ctx is done
 // while the event is waiting (ctx.Err()). A request already sent is always waited for.
-func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger) (graph.Response, int, error) {
+// attempts counts every request sent.
+func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger) (resp graph.Response, attempts int, err error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = w.opts.backoffInitial, w.opts.backoffMax
-	attempts := 0
+	failures := 0 // the transient failures that count towards MaxAttempts
 	for {
-		resp, sent, err := w.send(ctx, req)
+		var sent bool
+		resp, sent, err = w.send(ctx, req)
 		if !sent {
 			// Shutdown, or the breaker is open or probing: wait without counting an attempt.
 			if ctx.Err() != nil || sleep(ctx, breakerPoll) != nil {
@@ -125,18 +128,20 @@ func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger)
 			continue
 		}
 		attempts++
-		if err == nil {
-			switch resp.Class {
-			case graph.Created, graph.Rejected:
-				return resp, attempts, nil
-			case graph.Systemic:
-				attempts-- // the worker's fault, not the event's
-				log.Error("Graph refused the worker's credentials: check the app registration has the "+
-					missingPermission+" application permission with admin consent",
-					zap.Int("status", resp.Status), zap.String("graph_request_id", resp.RequestID))
-			}
+		switch {
+		case err == nil && (resp.Class == graph.Created || resp.Class == graph.Rejected):
+			return resp, attempts, nil
+		case err == nil && resp.Class == graph.Systemic:
+			// The worker's credentials, not the event: it waits like everyone else.
+			log.Error("Graph refused the worker's credentials: check the app registration has the "+
+				missingPermission+" application permission with admin consent",
+				zap.Int("status", resp.Status), zap.String("graph_request_id", resp.RequestID))
+		case w.breaker.State() == gobreaker.StateClosed:
+			// A failure that tripped the breaker, or a failed probe, says Graph is down: an
+			// outage, however long, dead-letters nothing.
+			failures++
 		}
-		if attempts >= w.cfg.MaxAttempts {
+		if failures >= w.cfg.MaxAttempts {
 			if err != nil {
 				return resp, attempts, fmt.Errorf("%w after %d attempts: %w", errExhausted, attempts, err)
 			}
@@ -154,8 +159,8 @@ func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger)
 		}
 		log.Debug("transient failure; retrying", zap.Int("status", resp.Status), zap.Error(err),
 			zap.Int("attempts", attempts), zap.Duration("wait", wait))
-		if err := sleep(ctx, wait); err != nil {
-			return resp, attempts, err
+		if sleep(ctx, wait) != nil {
+			return resp, attempts, ctx.Err()
 		}
 	}
 }

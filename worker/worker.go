@@ -66,7 +66,7 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 		Interval:    30 * time.Second,
 		Timeout:     o.breakerTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= 10 || (c.Requests >= 20 && c.TotalFailures*10 >= c.Requests*6)
+			return c.ConsecutiveFailures >= 5 || (c.Requests >= 20 && c.TotalFailures*10 >= c.Requests*6)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			w.log.Warn("graph circuit breaker", zap.Stringer("from", from), zap.Stringer("to", to))
