@@ -39,8 +39,8 @@ const (
 //
 // Its JSON form, used by the control endpoint, names the fields in lowerCamel case
 // (token, latency, rate, burst, retryAfter, omitRetryAfter, throttleFirst, failFirst,
-// failStatus, errorRate, throttleRate, seed, outage, notFoundIds, rejectIds), writes
-// durations as Go duration strings ("250ms", "2s"), and refuses unknown fields.
+// failStatus, errorRate, throttleRate, seed, outage, notFoundIds, rejectIds, failIds),
+// writes durations as Go duration strings ("250ms", "2s"), and refuses unknown fields.
 type EmulatorConfig struct {
 	// Token, when set, is the only bearer token accepted; when empty, any is.
 	Token string `json:"token"`
@@ -72,9 +72,11 @@ type EmulatorConfig struct {
 	// Outage answers every request 503 without Retry-After, before anything else.
 	Outage bool `json:"outage"`
 	// NotFoundIDs are configuration ids that answer 404 ResourceNotFound, RejectIDs ones
-	// that answer 400 BadRequest to a valid create; GUIDs, any case.
+	// that answer 400 BadRequest to a valid create, and FailIDs ones that answer
+	// FailStatus to every create, a failure that never clears; GUIDs, any case.
 	NotFoundIDs []string `json:"notFoundIds"`
 	RejectIDs   []string `json:"rejectIds"`
+	FailIDs     []string `json:"failIds"`
 }
 
 // emulatorConfigJSON is EmulatorConfig with its durations as strings; the outer
@@ -125,6 +127,7 @@ func (c *EmulatorConfig) UnmarshalJSON(data []byte) error {
 func (c EmulatorConfig) clone() EmulatorConfig {
 	c.NotFoundIDs = slices.Clone(c.NotFoundIDs)
 	c.RejectIDs = slices.Clone(c.RejectIDs)
+	c.FailIDs = slices.Clone(c.FailIDs)
 	return c
 }
 
@@ -147,13 +150,23 @@ func (c *EmulatorConfig) validate() error {
 	check(c.FailStatus == 0 || c.FailStatus >= 500 && c.FailStatus <= 599, "failStatus", "must be 0 or a 5xx status")
 	check(c.ErrorRate >= 0 && c.ErrorRate <= 1, "errorRate", "must be from 0 to 1")
 	check(c.ThrottleRate >= 0 && c.ThrottleRate <= 1, "throttleRate", "must be from 0 to 1")
-	for _, id := range c.NotFoundIDs {
-		check(schema.IsGUID(id), "notFoundIds", fmt.Sprintf("%q is not a GUID", id))
-	}
-	for _, id := range c.RejectIDs {
-		check(schema.IsGUID(id), "rejectIds", fmt.Sprintf("%q is not a GUID", id))
+	for _, list := range []struct {
+		field string
+		ids   []string
+	}{{"notFoundIds", c.NotFoundIDs}, {"rejectIds", c.RejectIDs}, {"failIds", c.FailIDs}} {
+		for _, id := range list.ids {
+			check(schema.IsGUID(id), list.field, fmt.Sprintf("%q is not a GUID", id))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// failStatus is FailStatus if it is a 5xx, else 503.
+func (c *EmulatorConfig) failStatus() int {
+	if c.FailStatus < 500 || c.FailStatus > 599 {
+		return http.StatusServiceUnavailable
+	}
+	return c.FailStatus
 }
 
 // EmulatorStats counts the emulator's answers to Graph requests (not to the control
@@ -198,11 +211,13 @@ func (c *emulatorCounters) count(status int) {
 // strictly, with the faults its EmulatorConfig asks for. Create one with NewEmulator.
 //
 // A request is checked in this order: route (404; 405 for a method other than POST),
-// Outage (503), Authorization (401), client-request-id (400 unless absent or a GUID),
-// then the injected 429s and 5xx, Content-Type (415 unless application/json), the
-// configuration id (400 unless a GUID; 404 if in NotFoundIDs), the body (400 when
-// schema.DecodeUserState refuses it, naming the field), RejectIDs (400), and at last
-// 201 with the entity as posted plus its new id and @odata.context.
+// Outage (503), Authorization (401), client-request-id (400 unless absent or a GUID);
+// then the injected faults: ThrottleFirst, ThrottleRate and Rate (429), FailFirst and
+// ErrorRate (5xx); then Content-Type (415 unless application/json), the configuration
+// id (400 unless a GUID; 404 if in NotFoundIDs), the body (400 when
+// schema.DecodeUserState refuses it, naming the field), RejectIDs (400) and FailIDs
+// (FailStatus); at last, 201 with the entity as posted plus its new id and
+// @odata.context.
 //
 // Latency is added after the answer is decided, as with a slow Graph: a client that
 // gives up waiting has still created the entity, the ambiguous case that idempotency
@@ -228,9 +243,9 @@ type Emulator struct {
 // emulatorState is one configuration in force, swapped whole, so a request sees one
 // configuration from start to end without locking.
 type emulatorState struct {
-	cfg              EmulatorConfig
-	limiter          *rate.Limiter // nil: no rate limit
-	notFound, reject map[uuid.UUID]bool
+	cfg                    EmulatorConfig
+	limiter                *rate.Limiter // nil: no rate limit
+	notFound, reject, fail map[uuid.UUID]bool
 }
 
 type idCounts struct{ seen, created int }
@@ -278,9 +293,14 @@ func (e *Emulator) update(change func(*EmulatorConfig) error) error {
 	if err := change(&cfg); err != nil {
 		return err
 	}
-	st := &emulatorState{cfg: cfg, notFound: guidSet(cfg.NotFoundIDs), reject: guidSet(cfg.RejectIDs)}
+	st := &emulatorState{
+		cfg:      cfg,
+		notFound: guidSet(cfg.NotFoundIDs),
+		reject:   guidSet(cfg.RejectIDs),
+		fail:     guidSet(cfg.FailIDs),
+	}
 	switch {
-	case cfg.Rate <= 0:
+	case cfg.Rate <= 0: // no limit, no limiter
 	case old != nil && old.limiter != nil && old.cfg.Rate == cfg.Rate && old.cfg.Burst == cfg.Burst:
 		st.limiter = old.limiter
 	default:
@@ -530,8 +550,11 @@ func (e *Emulator) create(st *emulatorState, r subRequest) subResponse {
 	if err != nil {
 		return failure(http.StatusBadRequest, "BadRequest", "Invalid hardwareConfigurationUserState: "+err.Error())
 	}
-	if st.reject[configID] {
+	switch {
+	case st.reject[configID]:
 		return failure(http.StatusBadRequest, "BadRequest", "The hardwareConfiguration "+r.configID+" refuses user states (emulated).")
+	case st.fail[configID]:
+		return serverError(st.cfg.failStatus())
 	}
 
 	e.recordCreate(key)
@@ -559,11 +582,7 @@ func (e *Emulator) injectFault(st *emulatorState, n int) (resp subResponse, fail
 		wait := (1 - st.limiter.TokensAt(now)) / float64(st.limiter.Limit())
 		return throttled(time.Duration(wait*float64(time.Second)), cfg.OmitRetryAfter), true
 	case n <= cfg.ThrottleFirst+cfg.FailFirst:
-		status := cfg.FailStatus
-		if status < 500 || status > 599 {
-			status = http.StatusServiceUnavailable
-		}
-		return serverError(status), true
+		return serverError(cfg.failStatus()), true
 	case e.chance(cfg.ErrorRate):
 		return serverError(http.StatusServiceUnavailable), true
 	}

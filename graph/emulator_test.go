@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,6 +80,16 @@ func (r rawRequest) with(key, value string) rawRequest {
 	return r
 }
 
+func (r rawRequest) to(method, path string) rawRequest {
+	r.method, r.path = method, path
+	return r
+}
+
+func (r rawRequest) withBody(body string) rawRequest {
+	r.body = []byte(body)
+	return r
+}
+
 func (r rawRequest) send(t testing.TB, srv *httptest.Server) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(r.method, srv.URL+r.path, bytes.NewReader(r.body))
@@ -116,8 +127,6 @@ func TestEmulatorAnswers(t *testing.T) {
 	cfg := EmulatorConfig{Token: testToken, NotFoundIDs: []string{otherID}, RejectIDs: []string{strings.ToUpper(testConfigID)}}
 	crid := uuid.NewString()
 	ok := validRequest(crid)
-	oversized := ok
-	oversized.body = bytes.Repeat([]byte(" "), maxRequestBody+1)
 	tests := []struct {
 		name       string
 		cfg        *EmulatorConfig // nil: cfg
@@ -127,8 +136,8 @@ func TestEmulatorAnswers(t *testing.T) {
 		wantInMsg  string
 	}{
 		{"unknown path", nil, rawRequest{method: "POST", path: "/beta/users"}, 404, "ResourceNotFound", ""},
-		{"path beyond the collection", nil, func() rawRequest { r := ok; r.path += "/x"; return r }(), 404, "ResourceNotFound", ""},
-		{"GET", nil, func() rawRequest { r := ok; r.method = "GET"; return r }(), 405, "MethodNotAllowed", ""},
+		{"path beyond the collection", nil, ok.to("POST", ok.path+"/x"), 404, "ResourceNotFound", ""},
+		{"GET", nil, ok.to("GET", ok.path), 405, "MethodNotAllowed", ""},
 		{"no Authorization", nil, ok.with("Authorization", ""), 401, "InvalidAuthenticationToken", ""},
 		{"wrong token", nil, ok.with("Authorization", "Bearer other"), 401, "InvalidAuthenticationToken", ""},
 		{"not Bearer", nil, ok.with("Authorization", "Basic "+testToken), 401, "InvalidAuthenticationToken", ""},
@@ -137,26 +146,19 @@ func TestEmulatorAnswers(t *testing.T) {
 		{"client-request-id not a GUID", nil, ok.with("client-request-id", "event-1"), 400, "BadRequest", "client-request-id"},
 		{"no Content-Type", nil, ok.with("Content-Type", ""), 415, "UnsupportedMediaType", ""},
 		{"text/plain", nil, ok.with("Content-Type", "text/plain"), 415, "UnsupportedMediaType", ""},
-		{"configuration id not a GUID", nil, func() rawRequest { r := ok; r.path = createPath("not-a-guid"); return r }(), 400, "BadRequest", "hardwareConfigurationId"},
-		{"encoded slash in id", nil, func() rawRequest { r := ok; r.path = createPath("..%2Fx"); return r }(), 400, "BadRequest", "hardwareConfigurationId"},
-		{"unknown configuration", nil, func() rawRequest { r := ok; r.path = createPath(strings.ToLower(otherID)); return r }(), 404, "ResourceNotFound", ""},
-		{"missing property", nil, func() rawRequest {
-			r := ok
-			r.body = []byte(`{"upn":"a","userEmail":"a","userName":"a","lastStateUpdateDateTime":"2017-01-01T00:00:00Z"}`)
-			return r
-		}(), 400, "BadRequest", "successfulDeviceCount"},
-		{"not JSON", nil, func() rawRequest { r := ok; r.body = []byte("upn=ada"); return r }(), 400, "BadRequest", ""},
-		{"oversized body", nil, oversized, 413, "RequestEntityTooLarge", ""},
+		{"configuration id not a GUID", nil, ok.to("POST", createPath("not-a-guid")), 400, "BadRequest", "hardwareConfigurationId"},
+		{"encoded slash in id", nil, ok.to("POST", createPath("..%2Fx")), 400, "BadRequest", "hardwareConfigurationId"},
+		{"unknown configuration", nil, ok.to("POST", createPath(strings.ToLower(otherID))), 404, "ResourceNotFound", ""},
+		{"missing property", nil, ok.withBody(`{"upn":"a","userEmail":"a","userName":"a","lastStateUpdateDateTime":"2017-01-01T00:00:00Z"}`), 400, "BadRequest", "successfulDeviceCount"},
+		{"not JSON", nil, ok.withBody("upn=ada"), 400, "BadRequest", ""},
+		{"oversized body", nil, ok.withBody(strings.Repeat(" ", maxRequestBody+1)), 413, "RequestEntityTooLarge", ""},
 		{"rejected configuration", nil, ok, 400, "BadRequest", testConfigID},
+		{"failing configuration", &EmulatorConfig{FailIDs: []string{testConfigID}, FailStatus: 500}, ok, 500, "InternalServerError", ""},
 		{"created", &EmulatorConfig{Token: testToken}, ok, 201, "", ""},
 		{"any token", &EmulatorConfig{}, ok.with("Authorization", "bearer whatever"), 201, "", ""},
 		{"charset parameter", &EmulatorConfig{}, ok.with("Content-Type", "application/json; charset=utf-8"), 201, "", ""},
 		{"no client-request-id", &EmulatorConfig{}, ok.with("client-request-id", ""), 201, "", ""},
-		{"no prefix", &EmulatorConfig{}, func() rawRequest {
-			r := ok
-			r.path = strings.TrimPrefix(r.path, "/beta")
-			return r
-		}(), 201, "", ""},
+		{"no prefix", &EmulatorConfig{}, ok.to("POST", strings.TrimPrefix(ok.path, "/beta")), 201, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,7 +363,7 @@ func TestEmulatorSetConfigWhileRunning(t *testing.T) {
 		})
 	}
 	for i := range 20 {
-		e.SetConfig(EmulatorConfig{Outage: i%2 == 0, Rate: float64(i + 1000), NotFoundIDs: []string{uuid.NewString()}})
+		e.SetConfig(EmulatorConfig{Outage: i%2 == 0, Rate: float64(i + 1000), Burst: 1000, NotFoundIDs: []string{uuid.NewString()}})
 		_ = e.Config()
 	}
 	wg.Wait()
@@ -393,20 +395,15 @@ func TestEmulatorConfigIsCopied(t *testing.T) {
 
 func control(t *testing.T, srv *httptest.Server, method, path, body string) (int, []byte) {
 	t.Helper()
-	return rawRequest{method: method, path: path, body: []byte(body)}.sendStatus(t, srv)
-}
-
-func (r rawRequest) sendStatus(t *testing.T, srv *httptest.Server) (int, []byte) {
-	t.Helper()
-	resp, body := r.send(t, srv)
-	return resp.StatusCode, body
+	resp, answer := rawRequest{}.to(method, path).withBody(body).send(t, srv)
+	return resp.StatusCode, answer
 }
 
 func TestEmulatorControl(t *testing.T) {
 	e, srv := newEmulatorServer(t, EmulatorConfig{})
 	put := `{"token":"t","latency":"1.5ms","rate":5,"burst":2,"retryAfter":"2.128s","omitRetryAfter":true,` +
 		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"seed":42,` +
-		`"outage":true,"notFoundIds":["` + testConfigID + `"],"rejectIds":[]}`
+		`"outage":true,"notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null}`
 	want := EmulatorConfig{
 		Token: "t", Latency: 1500 * time.Microsecond, Rate: 5, Burst: 2, RetryAfter: 2128 * time.Millisecond,
 		OmitRetryAfter: true, ThrottleFirst: 1, FailFirst: 2, FailStatus: 502, ErrorRate: 0.25,
@@ -450,10 +447,11 @@ func TestEmulatorControl(t *testing.T) {
 		`{"failStatus":404}`,
 		`{"rate":-1}`,
 		`{"notFoundIds":["x"]}`,
+		`{"failIds":["` + testConfigID + `","y"]}`,
 		`{"outage":true} {}`,
 		`[]`,
 	} {
-		if status, body := control(t, srv, "PUT", "/_emulator/config", bad); status != 400 || graphErrorCode(t, append(body[:len(body):len(body)])) == "" {
+		if status, body := control(t, srv, "PUT", "/_emulator/config", bad); status != 400 || parseError(body) == nil {
 			t.Errorf("PUT %s: %d %s", bad, status, body)
 		}
 		if status, _ := control(t, srv, "PATCH", "/_emulator/config", bad); status != 400 {

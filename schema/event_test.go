@@ -196,6 +196,7 @@ var eventCases = func() []eventCase {
 		{name: "date leap second", body: eventWith(dateKey, `"2016-12-31T23:59:60Z"`), field: "userState." + dateKey},
 		{name: "date with comma fraction", body: eventWith(dateKey, `"2017-01-01T00:02:58,1Z"`), field: "userState." + dateKey},
 		{name: "date with non-ASCII digit", body: eventWith(dateKey, `"２017-01-01T00:02:58Z"`), field: "userState." + dateKey},
+		{name: "date with zone letter", body: eventWith(dateKey, `"2017-01-01T00:02:58A"`), field: "userState." + dateKey},
 		{name: "date with trailing space", body: eventWith(dateKey, `"2017-01-01T00:02:58Z "`), field: "userState." + dateKey},
 		{name: "date empty", body: eventWith(dateKey, `""`), field: "userState." + dateKey},
 		{name: "date number", body: eventWith(dateKey, `1483228978`), field: "userState." + dateKey},
@@ -254,6 +255,7 @@ var eventCases = func() []eventCase {
 		{name: "count with dot alone", body: eventWith("failedDeviceCount", "1.")},
 		{name: "count with empty exponent", body: eventWith("failedDeviceCount", "1e")},
 		{name: "id misspelt null", body: eventWith("id", "nul")},
+		{name: "id null in other case", body: eventWith("id", "nulL")},
 	}
 	for _, k := range []string{"upn", "userEmail", "userName", dateKey} {
 		cases = append(cases, eventCase{name: "missing " + k, body: eventWith(k, omit), field: "userState." + k})
@@ -467,6 +469,19 @@ func TestIsGUID(t *testing.T) {
 		{"../../../../../../../../../../../..", false},
 		{"0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e/../", false},
 		{"0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c3\u00e9"[:36], false},
+	}
+	// Every position, each time with the wrong kind of character there.
+	for i := range len(goodGUID) {
+		for _, c := range "-gG/ \x00" {
+			if (c == '-') == (goodGUID[i] == '-') {
+				continue
+			}
+			s := goodGUID[:i] + string(c) + goodGUID[i+1:]
+			tests = append(tests, struct {
+				s    string
+				want bool
+			}{s, false})
+		}
 	}
 	for _, tt := range tests {
 		if got := IsGUID(tt.s); got != tt.want {

@@ -10,6 +10,7 @@ import (
 // This file is the decoder's JSON lexer: white space, punctuation, strings
 // and literals, per RFC 8259. The rules of the event are in event.go.
 
+// literal consumes lit, a JSON literal such as null.
 func (d *decoder) literal(lit string) *ValidationError {
 	if len(d.data)-d.pos < len(lit) || string(d.data[d.pos:d.pos+len(lit)]) != lit {
 		return d.syntaxError("invalid literal")
@@ -18,9 +19,9 @@ func (d *decoder) literal(lit string) *ValidationError {
 	return nil
 }
 
-// nextKey moves past the ',' or '{' before the next member of an object and
-// returns its key, leaving d at the member's value. At the closing '}' it
-// returns more == false, leaving d after it.
+// nextKey returns the key of the next member of the object being walked
+// (first: d is just past its '{'), leaving d at the member's value. At the
+// closing '}' it returns more == false, leaving d after it.
 func (d *decoder) nextKey(first bool) (key []byte, more bool, err *ValidationError) {
 	d.skipSpace()
 	if d.pos == len(d.data) {

@@ -154,7 +154,7 @@ func TestDateTimeAgrees(t *testing.T) {
 		for _, minute := range []string{"00", "59", "60"} {
 			for _, sec := range []string{"00", "59", "60", "5x"} {
 				for _, frac := range []string{"", ".", ".0", ".1234567", ".12345678", ",1"} {
-					for _, zone := range []string{"Z", "z", "", "+00:00", "-00:00", "-08:00", "+23:59", "+24:00", "-00:60", "+0800", "+08", "Z0", "UTC"} {
+					for _, zone := range []string{"Z", "z", "", "+00:00", "-00:00", "-08:00", "+23:59", "+24:00", "-00:60", "+0800", "+08", "Z0", "UTC", "A", "x"} {
 						for _, sep := range []string{"T", "t", " "} {
 							check("2024-02-29" + sep + hour + ":" + minute + ":" + sec + frac + zone)
 							n++
