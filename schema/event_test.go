@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -302,6 +303,9 @@ func TestDecode(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Decode: %v", err)
 				}
+				if ref, err := decodeReference([]byte(tc.body)); err != nil || ev != ref {
+					t.Errorf("Decode =\n%+v\nencoding/json reads\n%+v (%v)", ev, ref, err)
+				}
 				return
 			}
 			if err == nil {
@@ -322,6 +326,29 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodeReference reads an event with encoding/json, which is lenient but
+// sure to unescape strings right: on a body that Decode accepts, the two
+// must read the same values.
+func decodeReference(data []byte) (Event, error) {
+	var ref struct {
+		HardwareConfigurationID string `json:"hardwareConfigurationId"`
+		UserState               struct {
+			UPN                      string `json:"upn"`
+			UserEmail                string `json:"userEmail"`
+			UserName                 string `json:"userName"`
+			LastStateUpdateDateTime  string `json:"lastStateUpdateDateTime"`
+			SuccessfulDeviceCount    int32  `json:"successfulDeviceCount"`
+			FailedDeviceCount        int32  `json:"failedDeviceCount"`
+			PendingDeviceCount       int32  `json:"pendingDeviceCount"`
+			ErrorDeviceCount         int32  `json:"errorDeviceCount"`
+			NotApplicableDeviceCount int32  `json:"notApplicableDeviceCount"`
+			UnknownDeviceCount       int32  `json:"unknownDeviceCount"`
+		} `json:"userState"`
+	}
+	err := json.Unmarshal(data, &ref)
+	return Event{ref.HardwareConfigurationID, UserState(ref.UserState)}, err
 }
 
 func TestDecodeValues(t *testing.T) {

@@ -63,10 +63,14 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 	w.breaker = gobreaker.NewCircuitBreaker[graph.Response](gobreaker.Settings{
 		Name:        "graph",
 		MaxRequests: 1,
-		Interval:    30 * time.Second,
-		Timeout:     o.breakerTimeout,
+		// Trip on the share of failures over the last ten seconds, not on a run of them: one
+		// configuration that always fails must not look like Graph being down while other
+		// creates succeed.
+		Interval:     10 * time.Second,
+		BucketPeriod: time.Second,
+		Timeout:      o.breakerTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= 5 || (c.Requests >= 20 && c.TotalFailures*10 >= c.Requests*6)
+			return c.Requests >= breakerMinRequests && c.TotalFailures*10 >= c.Requests*8
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			w.log.Warn("graph circuit breaker", zap.Stringer("from", from), zap.Stringer("to", to))
@@ -75,6 +79,9 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 	})
 	return w
 }
+
+// breakerMinRequests is how many requests the breaker must see before it judges Graph.
+const breakerMinRequests = 10
 
 // Ready reports whether the worker is bound to its consumer and pulling.
 func (w *Worker) Ready() bool { return w.ready.Load() }

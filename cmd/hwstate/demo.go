@@ -28,6 +28,7 @@ const (
 	demoRejectID   = "00000000-0000-4000-8000-000000000400"
 	demoFailingID  = "00000000-0000-4000-8000-000000000503"
 	demoToken      = "demo-token"
+	demoFailing    = 5 // events on demoFailingID
 )
 
 // sample is one demo event and the outcome it should reach.
@@ -41,7 +42,7 @@ type sample struct {
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	valid := fs.Int("events", 240, "valid events to create (the invalid, rejected and failing ones come on top)")
+	valid := fs.Int("events", 400, "valid events to create (the invalid, rejected and failing ones come on top)")
 	logLevel := fs.String("log-level", "error", "worker log level: debug, info, warn, error")
 	fs.Usage = flagUsage(fs, stdout, "usage: hwstate demo [flags]\n\nThe whole pipeline on this machine: embedded JetStream, the Graph emulator, sample events, and a summary.")
 	if err := fs.Parse(args); err != nil {
@@ -87,9 +88,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer srv.Close()
 
 	client := &graph.Client{BaseURL: "http://" + ln.Addr().String() + "/beta", Tokens: graph.StaticToken(demoToken), Timeout: 10 * time.Second}
-	cfg := worker.Config{Rate: 100, Burst: 10, Concurrency: 32, MaxAttempts: 4, AckWait: 30 * time.Second}
+	cfg := worker.Config{Rate: 100, Burst: 10, Concurrency: 32, AckWait: 30 * time.Second}
 	w := worker.New(js, client, cfg, worker.WithLogger(log),
-		worker.WithBackoff(100*time.Millisecond, 2*time.Second), worker.WithBreakerTimeout(time.Second))
+		worker.WithBackoff(50*time.Millisecond, 500*time.Millisecond), worker.WithBreakerTimeout(time.Second))
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
 	done := make(chan error, 1)
@@ -111,7 +112,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
-	if err := waitForOutcomes(ctx, js, len(samples), 3*time.Minute); err != nil {
+	if err := waitForOutcomes(ctx, js, len(samples), 2*time.Minute); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
@@ -224,8 +225,8 @@ func demoSummary(w io.Writer, samples []sample, got map[string]*outcomeOf, stats
 		}
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "outcome\texpected\tas expected\t\twhat the events were\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "outcome\texpected\tas expected\twhat the events were")
 	for _, o := range []worker.Outcome{worker.Created, worker.InvalidEvent, worker.GraphRejected, worker.RetriesExhausted} {
 		r := rows[o]
 		if r == nil {
@@ -236,7 +237,7 @@ func demoSummary(w io.Writer, samples []sample, got map[string]*outcomeOf, stats
 			kinds = append(kinds, k)
 		}
 		sort.Strings(kinds)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\t%s\t\n", o, r.want, r.got, strings.Join(kinds, ", "))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", o, r.want, r.got, strings.Join(kinds, ", "))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nGraph emulator: %d requests, %d created, %d answered 429 (retried), %d answered 5xx, %d duplicate creates\n",
@@ -265,7 +266,13 @@ func demoSamples(valid int) []sample {
 		"0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33", "5C1B2E3F-0A9D-4E8B-B7C6-D5E4F3A2B1C0",
 		"9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
 	}
+	// The failing ones go among the first valid events: a configuration that always fails
+	// while the rest of Graph answers is the event's problem; when nothing else is left it
+	// would look like an outage, which dead-letters nothing.
 	for i := range valid {
+		if i%20 == 0 && i/20 < demoFailing {
+			add(worker.RetriesExhausted, "Graph failing (503)", demoEvent(demoFailingID, i))
+		}
 		add(worker.Created, "valid", demoEvent(configs[i%len(configs)], i))
 	}
 	good := demoEvent(configs[0], 0)
@@ -295,9 +302,6 @@ func demoSamples(valid int) []sample {
 	}
 	for i := range 10 {
 		add(worker.GraphRejected, "rejected by Graph (400)", demoEvent(demoRejectID, i))
-	}
-	for i := range 5 {
-		add(worker.RetriesExhausted, "Graph failing (503)", demoEvent(demoFailingID, i))
 	}
 	return out
 }
