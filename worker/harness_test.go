@@ -118,17 +118,6 @@ type outputs struct {
 	dlq     map[string][]worker.DeadLetter
 }
 
-func (o outputs) total() int {
-	n := 0
-	for _, r := range o.results {
-		n += len(r)
-	}
-	for _, d := range o.dlq {
-		n += len(d)
-	}
-	return n
-}
-
 // waitOutputs waits until the result and DLQ streams hold n messages, then reads them all.
 func (h *harness) waitOutputs(n int, limit time.Duration) outputs {
 	h.t.Helper()

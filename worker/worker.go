@@ -102,6 +102,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopAlive()
 	go w.held.keepAlive(aliveCtx, max(w.cfg.AckWait/3, 100*time.Millisecond))
 
+	w.metrics.setRateLimit(w.cfg.Rate)
+	if w.metrics != nil {
+		go w.watchConsumer(aliveCtx, cons)
+	}
+
 	w.ready.Store(true)
 	var wg sync.WaitGroup
 	w.pull(ctx, cons, &wg)
@@ -109,6 +114,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// watchConsumer keeps the consumer's pending and ack-pending figures current for /metrics.
+func (w *Worker) watchConsumer(ctx context.Context, cons jetstream.Consumer) {
+	for {
+		if info, err := cons.Info(ctx); err == nil {
+			w.metrics.consumer(info)
+		}
+		if sleep(ctx, 5*time.Second) != nil {
+			return
+		}
+	}
 }
 
 // fetchWait bounds one pull request, and so how long shutdown waits for the pull in progress.
