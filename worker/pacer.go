@@ -8,18 +8,46 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// pacer decides when the next Graph create may go: the configured rate, and a pause of every
-// sender after Graph answers 429, because a throttled tenant counts each further request
+// Adaptive limit, in the spirit of Vector's adaptive request concurrency but on the rate:
+// additive increase while Graph accepts, multiplicative decrease when it throttles. The
+// configured rate (HWSTATE_RATE) is the ceiling, never passed; the tenant's real limit,
+// which depends on other apps and replicas, is found from below it.
+const (
+	// rateCut is what a 429 leaves of the rate. A gentle cut keeps the sawtooth between 85%
+	// and 100% of the tenant's limit, so the average stays above 90% of it.
+	rateCut = 0.85
+	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
+	// flight when the first came in say nothing new, so a burst of them is one cut.
+	cutWindow = 200 * time.Millisecond
+	// rateStep is what each accepted create adds to the rate (per second). Added per
+	// success, the climb is 2% per second of the current rate whatever its scale, slow
+	// enough that one cycle below the limit holds hundreds of creates for each 429.
+	rateStep = 0.02
+	// rateFloor keeps a worker that was throttled hard from stopping altogether.
+	rateFloor = 0.1
+)
+
+// pacer decides when the next Graph create may go: the adaptive rate limit, and a pause of
+// every sender after Graph answers 429, because a throttled tenant counts each further request
 // against the same quota and retrying at once only makes it worse.
 type pacer struct {
 	limiter *rate.Limiter
+	metrics *Metrics
 
 	mu          sync.Mutex
 	pausedUntil time.Time
+	ceiling     float64 // the configured rate
+	current     float64 // the limiter's rate, kept here as a float to add small steps to
+	lastCut     time.Time
 }
 
-func newPacer(perSecond float64, burst int) *pacer {
-	return &pacer{limiter: rate.NewLimiter(rate.Limit(perSecond), burst)}
+func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
+	return &pacer{
+		limiter: rate.NewLimiter(rate.Limit(perSecond), burst),
+		metrics: m,
+		ceiling: perSecond,
+		current: perSecond,
+	}
 }
 
 // wait blocks until a create may be sent, taking one token of the rate limit.
@@ -38,14 +66,48 @@ func (p *pacer) wait(ctx context.Context) error {
 	return p.limiter.Wait(ctx)
 }
 
-// pause holds every sender back for d from now, unless a longer pause is already on.
-func (p *pacer) pause(d time.Duration) {
-	until := time.Now().Add(d)
+// throttled answers a 429: every sender waits d from now (unless a longer pause is already
+// on), and the rate is cut, at most once per cutWindow.
+func (p *pacer) throttled(d time.Duration) {
+	now := time.Now()
 	p.mu.Lock()
-	if until.After(p.pausedUntil) {
+	defer p.mu.Unlock()
+	if until := now.Add(d); until.After(p.pausedUntil) {
 		p.pausedUntil = until
 	}
-	p.mu.Unlock()
+	// Tokens saved up before the 429 would all go the moment the pause ends, a burst into a
+	// tenant that has just said it is full.
+	if tokens := int(p.limiter.TokensAt(now)); tokens > 0 {
+		p.limiter.AllowN(now, tokens)
+	}
+	if now.Sub(p.lastCut) < cutWindow {
+		return
+	}
+	p.lastCut = now
+	p.setLocked(max(p.current*rateCut, rateFloor))
+}
+
+// accepted answers a create Graph took (created or rejected): the rate climbs back towards
+// the configured one.
+func (p *pacer) accepted() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current < p.ceiling {
+		p.setLocked(min(p.current+rateStep, p.ceiling))
+	}
+}
+
+// rate is the limit in force, per second.
+func (p *pacer) rate() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current
+}
+
+func (p *pacer) setLocked(perSecond float64) {
+	p.current = perSecond
+	p.limiter.SetLimit(rate.Limit(perSecond))
+	p.metrics.setRateLimit(perSecond)
 }
 
 // sleep waits for d or until ctx is done.

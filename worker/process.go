@@ -130,6 +130,7 @@ func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger)
 		attempts++
 		switch {
 		case err == nil && (resp.Class == graph.Created || resp.Class == graph.Rejected):
+			w.pacer.accepted()
 			return resp, attempts, nil
 		case err == nil && resp.Class == graph.Systemic:
 			// The worker's credentials, not the event: it waits like everyone else.
@@ -153,7 +154,7 @@ func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger)
 		}
 		if err == nil && resp.Status == 429 {
 			// Throttling is the tenant's, not this event's: everyone waits.
-			w.pacer.pause(wait)
+			w.pacer.throttled(wait)
 			w.metrics.throttled(wait)
 			wait = 0
 		}

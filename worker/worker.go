@@ -56,7 +56,7 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 		cfg:     cfg,
 		opts:    o,
 		log:     o.logger,
-		pacer:   newPacer(cfg.Rate, cfg.Burst),
+		pacer:   newPacer(cfg.Rate, cfg.Burst, o.metrics),
 		sending: make(chan struct{}, cfg.Concurrency),
 		metrics: o.metrics,
 	}
