@@ -19,25 +19,44 @@ import (
 type Server struct {
 	*server.Server
 	opts *server.Options
+
+	// CAFile is the PEM file of the CA that signed the server's certificate (WithTLS).
+	CAFile string
+	// CredsFile is a user's .creds file (WithCreds).
+	CredsFile string
 }
+
+// Option changes how Start sets up a server.
+type Option func(t testing.TB, s *Server)
 
 // Start starts a JetStream server on a random loopback port, storing in a fresh temp dir;
 // it is shut down when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, options ...Option) *Server {
 	t.Helper()
-	return start(t, &server.Options{
+	s := &Server{opts: &server.Options{
 		ServerName: "test",
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
 		StoreDir:   t.TempDir(),
 		NoSigs:     true,
-	})
+	}}
+	for _, o := range options {
+		o(t, s)
+	}
+	return s.start(t)
 }
 
 func start(t testing.TB, opts *server.Options) *Server {
 	t.Helper()
-	ns, err := server.NewServer(opts)
+	return (&Server{opts: opts}).start(t)
+}
+
+func (s *Server) start(t testing.TB) *Server {
+	t.Helper()
+	// The server fills in its options (trusted keys, for one), which a restart must not see.
+	again := *s.opts
+	ns, err := server.NewServer(s.opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
@@ -46,11 +65,23 @@ func start(t testing.TB, opts *server.Options) *Server {
 		t.Fatal("nats server did not start")
 	}
 	// Keep the port it got, so a restart comes back where clients reconnect.
-	again := *opts
 	again.Port = ns.Addr().(*net.TCPAddr).Port
-	s := &Server{Server: ns, opts: &again}
+	s.Server, s.opts = ns, &again
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// ClientOptions are what a client needs besides the URL: the CA and the credentials the
+// server was started with.
+func (s *Server) ClientOptions() []nats.Option {
+	var opts []nats.Option
+	if s.CAFile != "" {
+		opts = append(opts, nats.RootCAs(s.CAFile))
+	}
+	if s.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(s.CredsFile))
+	}
+	return opts
 }
 
 // Stop shuts the server down and waits for it.
@@ -125,9 +156,10 @@ func freePorts(t testing.TB, n int) []int {
 
 // Connect connects to the server (or cluster URLs) and returns the JetStream handle; the
 // connection closes when the test ends.
-func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
