@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// benchTarget is a figure a scenario must reach (issue #6): at least or at most value, or
+// batchValue when the worker sends full $batch requests.
+type benchTarget struct {
+	figure     string
+	atLeast    bool
+	value      float64
+	batchValue float64
+}
+
+func (t benchTarget) want(sc benchScenario) float64 {
+	if t.batchValue > 0 && sc.graphBatch >= 20 {
+		return t.batchValue
+	}
+	return t.value
+}
+
+// benchFigure is one line of the table: a label for people, a key for machines.
+type benchFigure struct {
+	key, label string
+	value      float64
+	decimals   int
+}
+
+// benchFigures is what a run comes to, in table order.
+type benchFigures struct {
+	sc      benchScenario
+	seconds float64
+	list    []benchFigure
+}
+
+func (r *benchResult) figures() benchFigures {
+	sc := r.sc
+	f := benchFigures{sc: sc}
+	add := func(key, label string, v float64, decimals int) {
+		f.list = append(f.list, benchFigure{key, label, v, decimals})
+	}
+	events := len(r.outTimes)
+	timed := sc.duration > 0
+	from := r.ready
+	if timed {
+		from = r.ready.Add(sc.warmup)
+	}
+	f.seconds = r.end.Sub(from).Seconds()
+	add("events", "events with an outcome", float64(events), 0)
+
+	// Drained scenarios: from the first outcome to the last, so the worker's start does not
+	// count; timed ones: the outcomes after the warmup over the time after it.
+	var perSecond float64
+	switch {
+	case timed:
+		n := 0
+		for _, t := range r.outTimes {
+			if !t.Before(from) && !t.After(r.end) {
+				n++
+			}
+		}
+		perSecond = float64(n) / f.seconds
+	case events > 1:
+		f.seconds = r.outTimes[events-1].Sub(r.outTimes[0]).Seconds()
+		perSecond = float64(events-1) / f.seconds
+	}
+	add("events_per_second", "events/s", perSecond, 0)
+	if budget := sc.tenantBudget(); budget > 0 {
+		add("budget_used_percent", "budget used %", 100*perSecond/budget, 1)
+	}
+	add("latency_p50_ms", "latency p50 ms (publish to outcome)", quantileMs(r.latencies, 0.50), 1)
+	add("latency_p99_ms", "latency p99 ms", quantileMs(r.latencies, 0.99), 1)
+
+	requests, throttled := r.requests, r.throttled
+	if timed {
+		// The share after the warmup, as the target asks.
+		if s, ok := r.sampleAt(sc.warmup); ok {
+			requests, throttled = requests-s.requests, throttled-s.throttled
+		}
+	}
+	add("graph_requests", "Graph requests", float64(r.requests), 0)
+	add("graph_429", "Graph 429s", float64(r.throttled), 0)
+	share := 0.0
+	if requests > 0 {
+		share = 100 * float64(throttled) / float64(requests)
+	}
+	add("graph_429_percent", "429 share %", share, 2)
+
+	if events > 0 {
+		add("cpu_ms_per_1000_events", "cpu ms/1000 events", r.atEnd.cpu.Seconds()*1000/float64(events)*1000, 1)
+	}
+	cpuFrom := time.Duration(0)
+	if s, ok := r.sampleAt(from.Sub(r.ready)); ok {
+		cpuFrom = s.cpu
+	}
+	add("cpu_percent", "cpu % of a core", 100*(r.atEnd.cpu-cpuFrom).Seconds()/r.end.Sub(from).Seconds(), 2)
+	peak := r.atEnd.hwmKiB
+	if r.rusage != nil {
+		peak = max(peak, r.rusage.Maxrss) // KiB on Linux
+	}
+	add("peak_rss_mib", "peak RSS MiB", float64(peak)/1024, 1)
+	add("redeliveries", "redeliveries", float64(r.consumer.Delivered.Consumer-r.consumer.Delivered.Stream), 0)
+	add("duplicate_creates", "duplicate creates", float64(r.dupes), 0)
+	return f
+}
+
+// tenantBudget is the creates per second the emulated tenant allows; 0 for no limit.
+func (sc benchScenario) tenantBudget() float64 {
+	if sc.window != nil {
+		return sc.window.perSecond()
+	}
+	return sc.emulator.Rate
+}
+
+// sampleAt is the first sample taken at or after d into the run.
+func (r *benchResult) sampleAt(d time.Duration) (benchSample, bool) {
+	for _, s := range r.samples {
+		if s.at >= d {
+			return s, true
+		}
+	}
+	return benchSample{}, false
+}
+
+func quantileMs(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(len(sorted)-1, int(q*float64(len(sorted))))
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+func (f benchFigures) value(label string) (float64, bool) {
+	for _, fig := range f.list {
+		if fig.label == label {
+			return fig.value, true
+		}
+	}
+	return 0, false
+}
+
+// verdict says whether a figure meets its target, and the target as text.
+func (f benchFigures) verdict(t benchTarget) (want string, met bool) {
+	v, _ := f.value(t.figure)
+	w := t.want(f.sc)
+	if t.atLeast {
+		return ">= " + strconv.FormatFloat(w, 'f', -1, 64), v >= w
+	}
+	return "<= " + strconv.FormatFloat(w, 'f', -1, 64), v <= w
+}
+
+func (f benchFigures) settings() string {
+	sc := f.sc
+	s := fmt.Sprintf("rate %g/s burst %d, concurrency %d, ack wait %s, graph batch %d", sc.rate, sc.burst, sc.concurrency, sc.ackWait, sc.graphBatch)
+	if sc.rate == unlimitedRate {
+		s = fmt.Sprintf("rate unlimited, concurrency %d, ack wait %s, graph batch %d", sc.concurrency, sc.ackWait, sc.graphBatch)
+	}
+	return s
+}
+
+func writeFigures(w io.Writer, f benchFigures) {
+	fmt.Fprintf(w, "scenario %s: %s\nworker: %s; %d events published; measured over %.1f s\n\n",
+		f.sc.name, f.sc.summary, f.settings(), f.sc.events, f.seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "figure\tvalue\ttarget\t\t")
+	for _, fig := range f.list {
+		target, verdict := "", ""
+		for _, t := range f.sc.targets {
+			if t.figure == fig.label {
+				want, met := f.verdict(t)
+				target, verdict = want, "met"
+				if !met {
+					verdict = "MISSED"
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", fig.label, strconv.FormatFloat(fig.value, 'f', fig.decimals, 64), target, verdict)
+	}
+	_ = tw.Flush()
+}
+
+func writeFiguresJSON(w io.Writer, f benchFigures) error {
+	type target struct {
+		Figure string  `json:"figure"`
+		Want   string  `json:"want"`
+		Value  float64 `json:"value"`
+		Met    bool    `json:"met"`
+	}
+	out := struct {
+		Scenario string             `json:"scenario"`
+		Summary  string             `json:"summary"`
+		Settings string             `json:"settings"`
+		Events   int                `json:"eventsPublished"`
+		Seconds  float64            `json:"seconds"`
+		Figures  map[string]float64 `json:"figures"`
+		Targets  []target           `json:"targets"`
+	}{Scenario: f.sc.name, Summary: f.sc.summary, Settings: f.settings(), Events: f.sc.events, Seconds: f.seconds,
+		Figures: map[string]float64{}, Targets: []target{}}
+	for _, fig := range f.list {
+		out.Figures[fig.key] = fig.value
+	}
+	for _, t := range f.sc.targets {
+		want, met := f.verdict(t)
+		v, _ := f.value(t.figure)
+		out.Targets = append(out.Targets, target{t.figure, want, v, met})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
