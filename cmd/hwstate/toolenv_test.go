@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/worker"
+)
+
+const toolToken = "tool-test-token"
+
+// toolEnv is what the tools' tests run against: a real JetStream server and the Graph
+// emulator over loopback HTTP.
+type toolEnv struct {
+	t        *testing.T
+	natsURL  string
+	js       jetstream.JetStream
+	emu      *graph.Emulator
+	graphURL string // the emulator's Graph base URL
+}
+
+func newToolEnv(t *testing.T, emuCfg graph.EmulatorConfig) *toolEnv {
+	t.Helper()
+	ns := natstest.Start(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	emuCfg.Token = toolToken
+	emu := graph.NewEmulator(emuCfg)
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	return &toolEnv{t: t, natsURL: ns.ClientURL(), js: js, emu: emu, graphURL: srv.URL + "/beta"}
+}
+
+// createInputStream makes the input stream as the worker would, with the given duplicate
+// window.
+func (e *toolEnv) createInputStream(duplicates time.Duration) {
+	e.t.Helper()
+	_, err := e.js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject}, Duplicates: duplicates,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// startWorker runs a worker with quick retries until the test ends; it returns once the
+// worker has made its streams and bound its consumer.
+func (e *toolEnv) startWorker() {
+	e.t.Helper()
+	client := &graph.Client{BaseURL: e.graphURL, Tokens: graph.StaticToken(toolToken), Timeout: 5 * time.Second}
+	w := worker.New(e.js, client, worker.Config{Rate: 1000, Burst: 50, AckWait: 10 * time.Second, MaxAttempts: 3},
+		worker.WithLogger(zaptest.NewLogger(e.t)), worker.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("worker: %v", err)
+		}
+	})
+	e.waitFor("worker ready", w.Ready)
+}
+
+// waitFor polls cond for up to 30 s: generous, for a machine shared by parallel test runs.
+func (e *toolEnv) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// msgs is the number of messages now in the stream (0 when it does not exist).
+func (e *toolEnv) msgs(stream string) uint64 {
+	e.t.Helper()
+	s, err := e.js.Stream(context.Background(), stream)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// waitMsgs waits until the stream holds n messages.
+func (e *toolEnv) waitMsgs(stream string, n uint64) {
+	e.t.Helper()
+	e.waitFor(stream+" messages", func() bool { return e.msgs(stream) >= n })
+	if got := e.msgs(stream); got != n {
+		e.t.Fatalf("%s holds %d messages, want %d", stream, got, n)
+	}
+}
+
+// each reads every message of the stream.
+func (e *toolEnv) each(stream string, fn func(jetstream.Msg)) {
+	e.t.Helper()
+	err := eachMessage(context.Background(), e.js, stream, func(m jetstream.Msg) error {
+		fn(m)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// publish sends one event with the given id.
+func (e *toolEnv) publish(subject, id string, body []byte) {
+	e.t.Helper()
+	if err := publishEvent(context.Background(), e.js, subject, id, body); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// run calls a command as main would, with the environment server's URL first.
+func (e *toolEnv) run(cmd func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (stdout, stderr string, err error) {
+	e.t.Helper()
+	var out, errOut syncBuffer
+	err = cmd(context.Background(), args, &out, &errOut)
+	e.t.Logf("%v:\n%s%s(err: %v)", args, out.String(), errOut.String(), err)
+	return out.String(), errOut.String(), err
+}
+
+// syncBuffer is a bytes.Buffer safe for a command's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
