@@ -106,11 +106,13 @@ type Client struct {
 
 // Create sends one create.
 //
-// Any HTTP answer is returned as a Response with its Class. A 401 is answered by
+// Any HTTP answer is returned as a Response with its Class. A 401 or 403 is answered by
 // asking Tokens for a fresh token (force=true) and sending the request once more; the
 // second answer is the one returned (one create request for the caller's accounting:
-// the first cannot have created anything). If the refresh itself fails, the 401 is
-// returned: either way the credentials are what is wrong.
+// the first cannot have created anything). A 403 is retried too because a token issued
+// before the admin consent lacks the permission that a fresh one carries. If the refresh
+// fails or gives the same token (a StaticToken), the first answer is returned: either way
+// the credentials are what is wrong.
 //
 // A non-nil error means there is no usable answer: a network error, a timeout
 // (errors.Is(err, context.DeadlineExceeded)), a token failure, an unreadable or
@@ -121,24 +123,46 @@ func (c *Client) Create(ctx context.Context, req Request) (Response, error) {
 	if !schema.IsGUID(req.ConfigurationID) {
 		return Response{}, fmt.Errorf("%w: %q", ErrInvalidConfigurationID, req.ConfigurationID)
 	}
-	url := strings.TrimSuffix(c.BaseURL, "/") + "/deviceManagement/hardwareConfigurations/" +
-		req.ConfigurationID + "/userRunStates"
+	a, err := c.post(ctx, "/"+userRunStatesPath(req.ConfigurationID), req.Body, req.ClientRequestID)
+	if err != nil {
+		return Response{}, err
+	}
+	return newResponse(a.status, a.header, a.body, time.Now()), nil
+}
+
+// userRunStatesPath is the create's URL below the base, without a leading slash.
+func userRunStatesPath(configurationID string) string {
+	return "deviceManagement/hardwareConfigurations/" + configurationID + "/userRunStates"
+}
+
+// answer is an HTTP answer, its body read.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// post sends body to path below BaseURL with a token and, after a 401 or 403, once more
+// with a fresh one (see Create).
+func (c *Client) post(ctx context.Context, path string, body []byte, clientRequestID string) (answer, error) {
+	url := strings.TrimSuffix(c.BaseURL, "/") + path
 	token, err := c.Tokens.Token(ctx, false)
 	if err != nil {
-		return Response{}, fmt.Errorf("graph: getting a token: %w", err)
+		return answer{}, fmt.Errorf("graph: getting a token: %w", err)
 	}
-	resp, err := c.send(ctx, url, token, req)
-	if err != nil || resp.Status != http.StatusUnauthorized {
-		return resp, err
+	a, err := c.send(ctx, url, token, body, clientRequestID)
+	if err != nil || a.status != http.StatusUnauthorized && a.status != http.StatusForbidden {
+		return a, err
 	}
-	if token, err = c.Tokens.Token(ctx, true); err != nil {
-		return resp, nil
+	fresh, err := c.Tokens.Token(ctx, true)
+	if err != nil || fresh == token {
+		return a, nil // the same token would get the same answer
 	}
-	return c.send(ctx, url, token, req)
+	return c.send(ctx, url, fresh, body, clientRequestID)
 }
 
 // send makes one HTTP request, within the Client's Timeout.
-func (c *Client) send(ctx context.Context, url, token string, req Request) (Response, error) {
+func (c *Client) send(ctx context.Context, url, token string, body []byte, clientRequestID string) (answer, error) {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = defaultTimeout
@@ -146,15 +170,15 @@ func (c *Client) send(ctx context.Context, url, token string, req Request) (Resp
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return Response{}, fmt.Errorf("graph: building the request: %w", err)
+		return answer{}, fmt.Errorf("graph: building the request: %w", err)
 	}
 	hreq.Header.Set("Authorization", "Bearer "+token)
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Content-Type", "application/json")
-	if req.ClientRequestID != "" {
-		hreq.Header.Set("client-request-id", req.ClientRequestID)
+	if clientRequestID != "" {
+		hreq.Header.Set("client-request-id", clientRequestID)
 	}
 
 	hc := c.HTTPClient
@@ -163,28 +187,29 @@ func (c *Client) send(ctx context.Context, url, token string, req Request) (Resp
 	}
 	hresp, err := hc.Do(hreq)
 	if err != nil {
-		return Response{}, fmt.Errorf("graph: create: %w", err)
+		return answer{}, fmt.Errorf("graph: create: %w", err)
 	}
 	defer hresp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody+1))
+	got, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody+1))
 	if err != nil {
-		return Response{}, fmt.Errorf("graph: reading the answer (%d): %w", hresp.StatusCode, err)
+		return answer{}, fmt.Errorf("graph: reading the answer (%d): %w", hresp.StatusCode, err)
 	}
-	if len(body) > maxResponseBody {
-		return Response{}, fmt.Errorf("graph: answer (%d) larger than %d bytes", hresp.StatusCode, maxResponseBody)
+	if len(got) > maxResponseBody {
+		return answer{}, fmt.Errorf("graph: answer (%d) larger than %d bytes", hresp.StatusCode, maxResponseBody)
 	}
-	return newResponse(hresp, body, time.Now()), nil
+	return answer{status: hresp.StatusCode, header: hresp.Header, body: got}, nil
 }
 
-func newResponse(hresp *http.Response, body []byte, now time.Time) Response {
+// newResponse reads an answer to one create, sent alone or inside a $batch.
+func newResponse(status int, header http.Header, body []byte, now time.Time) Response {
 	resp := Response{
-		Status:          hresp.StatusCode,
-		Class:           Classify(hresp.StatusCode),
-		RequestID:       hresp.Header.Get("request-id"),
-		ClientRequestID: hresp.Header.Get("client-request-id"),
-		Date:            hresp.Header.Get("Date"),
+		Status:          status,
+		Class:           Classify(status),
+		RequestID:       header.Get("request-id"),
+		ClientRequestID: header.Get("client-request-id"),
+		Date:            header.Get("Date"),
 	}
-	if v := hresp.Header.Get("Retry-After"); v != "" {
+	if v := header.Get("Retry-After"); v != "" {
 		resp.RetryAfter, resp.HasRetryAfter = ParseRetryAfter(v, now)
 	}
 	switch {

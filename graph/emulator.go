@@ -39,7 +39,8 @@ const (
 //
 // Its JSON form, used by the control endpoint, names the fields in lowerCamel case
 // (token, latency, rate, burst, retryAfter, omitRetryAfter, throttleFirst, failFirst,
-// failStatus, errorRate, throttleRate, seed, outage, notFoundIds, rejectIds, failIds),
+// failStatus, errorRate, throttleRate, seed, outage, outageFor, notFoundIds, rejectIds,
+// failIds, throttleIds),
 // writes durations as Go duration strings ("250ms", "2s"), and refuses unknown fields.
 type EmulatorConfig struct {
 	// Token, when set, is the only bearer token accepted; when empty, any is.
@@ -71,12 +72,20 @@ type EmulatorConfig struct {
 	Seed         int64   `json:"seed"`
 	// Outage answers every request 503 without Retry-After, before anything else.
 	Outage bool `json:"outage"`
+	// OutageFor is an outage window: like Outage for this long from the moment a
+	// configuration with a different OutageFor is put in force (so PATCHing other fields
+	// does not restart it; set 0 first to start an equal window again).
+	OutageFor time.Duration `json:"outageFor"`
 	// NotFoundIDs are configuration ids that answer 404 ResourceNotFound, RejectIDs ones
 	// that answer 400 BadRequest to a valid create, and FailIDs ones that answer
 	// FailStatus to every create, a failure that never clears; GUIDs, any case.
 	NotFoundIDs []string `json:"notFoundIds"`
 	RejectIDs   []string `json:"rejectIds"`
 	FailIDs     []string `json:"failIds"`
+	// ThrottleIDs are configuration ids whose first create of each client-request-id
+	// answers 429 (with RetryAfter), the next one as usual: one event throttled among
+	// others that are not, as inside a $batch.
+	ThrottleIDs []string `json:"throttleIds"`
 }
 
 // emulatorConfigJSON is EmulatorConfig with its durations as strings; the outer
@@ -85,6 +94,7 @@ type emulatorConfigJSON struct {
 	*plainEmulatorConfig
 	Latency    *string `json:"latency,omitempty"`
 	RetryAfter *string `json:"retryAfter,omitempty"`
+	OutageFor  *string `json:"outageFor,omitempty"`
 }
 
 // plainEmulatorConfig has EmulatorConfig's fields without its JSON methods.
@@ -92,9 +102,9 @@ type plainEmulatorConfig EmulatorConfig
 
 // MarshalJSON writes durations as Go duration strings.
 func (c EmulatorConfig) MarshalJSON() ([]byte, error) {
-	latency, retryAfter := c.Latency.String(), c.RetryAfter.String()
+	latency, retryAfter, outageFor := c.Latency.String(), c.RetryAfter.String(), c.OutageFor.String()
 	return json.Marshal(emulatorConfigJSON{
-		plainEmulatorConfig: (*plainEmulatorConfig)(&c), Latency: &latency, RetryAfter: &retryAfter,
+		plainEmulatorConfig: (*plainEmulatorConfig)(&c), Latency: &latency, RetryAfter: &retryAfter, OutageFor: &outageFor,
 	})
 }
 
@@ -111,7 +121,7 @@ func (c *EmulatorConfig) UnmarshalJSON(data []byte) error {
 		name string
 		text *string
 		dst  *time.Duration
-	}{{"latency", aux.Latency, &c.Latency}, {"retryAfter", aux.RetryAfter, &c.RetryAfter}} {
+	}{{"latency", aux.Latency, &c.Latency}, {"retryAfter", aux.RetryAfter, &c.RetryAfter}, {"outageFor", aux.OutageFor, &c.OutageFor}} {
 		if d.text == nil {
 			continue
 		}
@@ -128,6 +138,7 @@ func (c EmulatorConfig) clone() EmulatorConfig {
 	c.NotFoundIDs = slices.Clone(c.NotFoundIDs)
 	c.RejectIDs = slices.Clone(c.RejectIDs)
 	c.FailIDs = slices.Clone(c.FailIDs)
+	c.ThrottleIDs = slices.Clone(c.ThrottleIDs)
 	return c
 }
 
@@ -143,6 +154,7 @@ func (c *EmulatorConfig) validate() error {
 	}
 	check(c.Latency >= 0, "latency", "must not be negative")
 	check(c.RetryAfter >= 0, "retryAfter", "must not be negative")
+	check(c.OutageFor >= 0, "outageFor", "must not be negative")
 	check(c.Rate >= 0, "rate", "must not be negative")
 	check(c.Burst >= 0, "burst", "must not be negative")
 	check(c.ThrottleFirst >= 0, "throttleFirst", "must not be negative")
@@ -153,7 +165,7 @@ func (c *EmulatorConfig) validate() error {
 	for _, list := range []struct {
 		field string
 		ids   []string
-	}{{"notFoundIds", c.NotFoundIDs}, {"rejectIds", c.RejectIDs}, {"failIds", c.FailIDs}} {
+	}{{"notFoundIds", c.NotFoundIDs}, {"rejectIds", c.RejectIDs}, {"failIds", c.FailIDs}, {"throttleIds", c.ThrottleIDs}} {
 		for _, id := range list.ids {
 			check(schema.IsGUID(id), list.field, fmt.Sprintf("%q is not a GUID", id))
 		}
@@ -171,8 +183,13 @@ func (c *EmulatorConfig) failStatus() int {
 
 // EmulatorStats counts the emulator's answers to Graph requests (not to the control
 // endpoint). BadRequests counts every 4xx but 401, 404 and 429 (400, 405, 413, 415).
+//
+// Every create counts, sent alone or as a sub-request of a $batch (as Graph counts them
+// against a tenant's limits); a $batch refused as a whole (401, 503, a malformed batch)
+// counts once, by its status. Batches counts $batch requests, whatever their answer.
 type EmulatorStats struct {
 	Requests uint64 `json:"requests"`
+	Batches  uint64 `json:"batches"`
 	Creates  uint64 `json:"creates"`
 	// Duplicates counts creates whose client-request-id already had one: what an
 	// idempotent client must keep at 0.
@@ -185,7 +202,7 @@ type EmulatorStats struct {
 }
 
 type emulatorCounters struct {
-	requests, creates, duplicates, throttled, serverErrors, unauthorized, badRequests, notFound atomic.Uint64
+	requests, batches, creates, duplicates, throttled, serverErrors, unauthorized, badRequests, notFound atomic.Uint64
 }
 
 func (c *emulatorCounters) count(status int) {
@@ -211,13 +228,16 @@ func (c *emulatorCounters) count(status int) {
 // strictly, with the faults its EmulatorConfig asks for. Create one with NewEmulator.
 //
 // A request is checked in this order: route (404; 405 for a method other than POST),
-// Outage (503), Authorization (401), client-request-id (400 unless absent or a GUID);
-// then the injected faults: ThrottleFirst, ThrottleRate and Rate (429), FailFirst and
-// ErrorRate (5xx); then Content-Type (415 unless application/json), the configuration
-// id (400 unless a GUID; 404 if in NotFoundIDs), the body (400 when
-// schema.DecodeUserState refuses it, naming the field), RejectIDs (400) and FailIDs
-// (FailStatus); at last, 201 with the entity as posted plus its new id and
-// @odata.context.
+// Outage and OutageFor (503), Authorization (401), client-request-id (400 unless absent
+// or a GUID); then the injected faults: ThrottleFirst, ThrottleRate and Rate (429),
+// FailFirst and ErrorRate (5xx); then Content-Type (415 unless application/json), the
+// configuration id (400 unless a GUID; 404 if in NotFoundIDs; 429 for the first request
+// of a client-request-id if in ThrottleIDs), the body (400 when schema.DecodeUserState
+// refuses it, naming the field), RejectIDs (400) and FailIDs (FailStatus); at last, 201
+// with the entity as posted plus its new id and @odata.context.
+//
+// POST {any prefix}/$batch is served too, as strictly as Graph (see serveBatch): each
+// sub-request is checked from client-request-id on, like a create sent alone.
 //
 // Latency is added after the answer is decided, as with a slow Graph: a client that
 // gives up waiting has still created the entity, the ambiguous case that idempotency
@@ -243,9 +263,10 @@ type Emulator struct {
 // emulatorState is one configuration in force, swapped whole, so a request sees one
 // configuration from start to end without locking.
 type emulatorState struct {
-	cfg                    EmulatorConfig
-	limiter                *rate.Limiter // nil: no rate limit
-	notFound, reject, fail map[uuid.UUID]bool
+	cfg                              EmulatorConfig
+	limiter                          *rate.Limiter // nil: no rate limit
+	outageUntil                      time.Time     // the end of the OutageFor window
+	notFound, reject, fail, throttle map[uuid.UUID]bool
 }
 
 type idCounts struct{ seen, created int }
@@ -298,6 +319,14 @@ func (e *Emulator) update(change func(*EmulatorConfig) error) error {
 		notFound: guidSet(cfg.NotFoundIDs),
 		reject:   guidSet(cfg.RejectIDs),
 		fail:     guidSet(cfg.FailIDs),
+		throttle: guidSet(cfg.ThrottleIDs),
+	}
+	switch {
+	case cfg.OutageFor <= 0:
+	case old != nil && old.cfg.OutageFor == cfg.OutageFor:
+		st.outageUntil = old.outageUntil
+	default:
+		st.outageUntil = time.Now().Add(cfg.OutageFor)
 	}
 	switch {
 	case cfg.Rate <= 0: // no limit, no limiter
@@ -332,6 +361,7 @@ func (e *Emulator) Stats() EmulatorStats {
 	c := &e.stats
 	return EmulatorStats{
 		Requests:     c.requests.Load(),
+		Batches:      c.batches.Load(),
 		Creates:      c.creates.Load(),
 		Duplicates:   c.duplicates.Load(),
 		Throttled:    c.throttled.Load(),
@@ -360,8 +390,16 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := e.state.Load()
-	resp := e.serve(st, r)
-	e.stats.count(resp.status)
+	var resp subResponse
+	if isBatchPath(r.URL.EscapedPath()) {
+		e.stats.batches.Add(1)
+		resp = e.serveBatch(st, r)
+	} else {
+		resp = e.serve(st, r)
+	}
+	if resp.status != http.StatusOK { // a $batch answered 200 has counted its creates
+		e.stats.count(resp.status)
+	}
 	if !sleep(r.Context(), st.cfg.Latency) {
 		return // the client is gone
 	}
@@ -385,29 +423,46 @@ func (e *Emulator) serve(st *emulatorState, r *http.Request) subResponse {
 		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+r.Method+" is not allowed on userRunStates here.")
 		resp.header = http.Header{"Allow": {http.MethodPost}}
 		return resp
-	case st.cfg.Outage:
-		return failure(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is unavailable (emulated outage).")
 	}
-	if msg := checkAuthorization(r.Header.Get("Authorization"), st.cfg.Token); msg != "" {
-		return failure(http.StatusUnauthorized, "InvalidAuthenticationToken", msg)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	switch {
-	case err != nil:
-		return failure(http.StatusBadRequest, "BadRequest", "The request body could not be read.")
-	case len(body) > maxRequestBody:
-		return failure(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is too large.")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	body, refused := admit(st, r)
+	if refused != nil {
+		return *refused
 	}
 	return e.create(st, subRequest{
-		base:     scheme + "://" + r.Host + prefix,
+		base:     baseURL(r, prefix),
 		configID: configID,
 		header:   r.Header,
 		body:     body,
 	})
+}
+
+// admit checks what comes before any create, alone or in a $batch: outage,
+// Authorization, and the body's size; it returns the body, or the answer refusing it.
+func admit(st *emulatorState, r *http.Request) ([]byte, *subResponse) {
+	refuse := func(resp subResponse) ([]byte, *subResponse) { return nil, &resp }
+	if st.cfg.Outage || time.Now().Before(st.outageUntil) {
+		return refuse(failure(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is unavailable (emulated outage)."))
+	}
+	if msg := checkAuthorization(r.Header.Get("Authorization"), st.cfg.Token); msg != "" {
+		return refuse(failure(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	switch {
+	case err != nil:
+		return refuse(failure(http.StatusBadRequest, "BadRequest", "The request body could not be read."))
+	case len(body) > maxRequestBody:
+		return refuse(failure(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is too large."))
+	}
+	return body, nil
+}
+
+// baseURL is scheme://host/prefix of a request, for @odata.context.
+func baseURL(r *http.Request, prefix string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + prefix
 }
 
 // splitCreatePath splits an escaped path into the prefix before /deviceManagement and
@@ -532,7 +587,8 @@ func (e *Emulator) create(st *emulatorState, r subRequest) subResponse {
 		}
 		key = uuid.MustParse(id)
 	}
-	if resp, failed := e.injectFault(st, e.arrive(key)); failed {
+	n := e.arrive(key)
+	if resp, failed := e.injectFault(st, n); failed {
 		return resp
 	}
 
@@ -543,8 +599,11 @@ func (e *Emulator) create(st *emulatorState, r subRequest) subResponse {
 		return failure(http.StatusBadRequest, "BadRequest", "hardwareConfigurationId must be a GUID.")
 	}
 	configID := uuid.MustParse(r.configID)
-	if st.notFound[configID] {
+	switch {
+	case st.notFound[configID]:
 		return failure(http.StatusNotFound, "ResourceNotFound", "No hardwareConfiguration with id "+r.configID+".")
+	case st.throttle[configID] && n == 1:
+		return throttled(st.cfg.RetryAfter, st.cfg.OmitRetryAfter)
 	}
 	state, err := schema.DecodeUserState(r.body)
 	if err != nil {

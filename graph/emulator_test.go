@@ -403,11 +403,13 @@ func TestEmulatorControl(t *testing.T) {
 	e, srv := newEmulatorServer(t, EmulatorConfig{})
 	put := `{"token":"t","latency":"1.5ms","rate":5,"burst":2,"retryAfter":"2.128s","omitRetryAfter":true,` +
 		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"seed":42,` +
-		`"outage":true,"notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null}`
+		`"outage":true,"outageFor":"1m0s","notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null,` +
+		`"throttleIds":["` + testConfigID + `"]}`
 	want := EmulatorConfig{
 		Token: "t", Latency: 1500 * time.Microsecond, Rate: 5, Burst: 2, RetryAfter: 2128 * time.Millisecond,
 		OmitRetryAfter: true, ThrottleFirst: 1, FailFirst: 2, FailStatus: 502, ErrorRate: 0.25,
-		ThrottleRate: 0.5, Seed: 42, Outage: true, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
+		ThrottleRate: 0.5, Seed: 42, Outage: true, OutageFor: time.Minute, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
+		ThrottleIDs: []string{testConfigID},
 	}
 	if status, body := control(t, srv, "PUT", "/_emulator/config", put); status != 200 {
 		t.Fatalf("PUT: %d %s", status, body)
@@ -505,4 +507,31 @@ func ExampleEmulator() {
 	// 429 transient 2s
 	// 201 created 0s
 	// 1
+}
+
+func TestEmulatorOutageWindow(t *testing.T) {
+	const window = 300 * time.Millisecond
+	e, srv := newEmulatorServer(t, EmulatorConfig{Token: testToken, OutageFor: window})
+	start := time.Now()
+	if resp, body := validRequest(uuid.NewString()).send(t, srv); resp.StatusCode != 503 {
+		t.Fatalf("in the window: %d %s", resp.StatusCode, body)
+	}
+	// Changing another field keeps the window where it was.
+	if status, body := control(t, srv, "PATCH", "/_emulator/config", `{"latency":"1ms"}`); status != 200 {
+		t.Fatalf("PATCH: %d %s", status, body)
+	}
+	time.Sleep(time.Until(start.Add(window + 50*time.Millisecond)))
+	if resp, body := validRequest(uuid.NewString()).send(t, srv); resp.StatusCode != 201 {
+		t.Fatalf("after the window: %d %s", resp.StatusCode, body)
+	}
+	// A new OutageFor starts a new window.
+	if status, body := control(t, srv, "PATCH", "/_emulator/config", `{"outageFor":"1h"}`); status != 200 {
+		t.Fatalf("PATCH: %d %s", status, body)
+	}
+	if resp, _ := validRequest(uuid.NewString()).send(t, srv); resp.StatusCode != 503 {
+		t.Fatalf("in the new window: %d", resp.StatusCode)
+	}
+	if s := e.Stats(); s.ServerErrors != 2 || s.Creates != 1 {
+		t.Errorf("stats %+v", s)
+	}
 }

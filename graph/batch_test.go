@@ -1,0 +1,291 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+const (
+	rejectID   = "00000000-0000-4000-8000-000000000400"
+	notFoundID = "00000000-0000-4000-8000-000000000404"
+	throttleID = "00000000-0000-4000-8000-000000000429"
+)
+
+// subReq is one sub-request of a $batch as a test writes it.
+func subReq(id, configID string) map[string]any {
+	return map[string]any{
+		"id": id, "method": "POST",
+		"url":     "/deviceManagement/hardwareConfigurations/" + configID + "/userRunStates",
+		"headers": map[string]string{"Content-Type": "application/json", "client-request-id": uuid.NewString()},
+		"body":    json.RawMessage(testBody()),
+	}
+}
+
+func batchOf(subs ...map[string]any) string {
+	b, _ := json.Marshal(map[string]any{"requests": subs})
+	return string(b)
+}
+
+func TestEmulatorBatchStrictness(t *testing.T) {
+	many := make([]map[string]any, MaxBatch+1)
+	for i := range many {
+		many[i] = subReq(fmt.Sprint(i), testConfigID)
+	}
+	noType := subReq("1", testConfigID)
+	noType["headers"] = map[string]string{"client-request-id": uuid.NewString()}
+	noURL := subReq("1", testConfigID)
+	delete(noURL, "url")
+	ok := rawRequest{
+		method: http.MethodPost, path: "/beta/$batch",
+		header: map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"},
+		body:   []byte(batchOf(subReq("1", testConfigID))),
+	}
+	cases := []struct {
+		name     string
+		cfg      EmulatorConfig
+		req      rawRequest
+		status   int
+		contains string
+	}{
+		{"one request", EmulatorConfig{}, ok, 200, `"status":201`},
+		{"escaped dollar", EmulatorConfig{}, ok.to("POST", "/beta/%24batch"), 200, `"status":201`},
+		{"more than 20", EmulatorConfig{}, ok.withBody(batchOf(many...)), 400, "exceeds"},
+		{"no requests", EmulatorConfig{}, ok.withBody(`{"requests":[]}`), 400, "no requests"},
+		{"duplicate ids", EmulatorConfig{}, ok.withBody(batchOf(subReq("1", testConfigID), subReq("1", testConfigID))), 400, "used twice"},
+		{"body without Content-Type", EmulatorConfig{}, ok.withBody(batchOf(noType)), 400, "Content-Type"},
+		{"no url", EmulatorConfig{}, ok.withBody(batchOf(noURL)), 400, "no method or no url"},
+		{"bad JSON", EmulatorConfig{}, ok.withBody(`{"requests":[`), 400, "not a batch"},
+		{"unknown field", EmulatorConfig{}, ok.withBody(`{"requests":[],"x":1}`), 400, "not a batch"},
+		{"trailing data", EmulatorConfig{}, ok.withBody(batchOf(subReq("1", testConfigID)) + `{}`), 400, "after the batch"},
+		{"GET", EmulatorConfig{}, ok.to("GET", "/beta/$batch"), 405, "MethodNotAllowed"},
+		{"no token", EmulatorConfig{}, ok.with("Authorization", ""), 401, "InvalidAuthenticationToken"},
+		{"outage", EmulatorConfig{Outage: true}, ok, 503, "ServiceUnavailable"},
+		{"outage window", EmulatorConfig{OutageFor: time.Hour}, ok, 503, "ServiceUnavailable"},
+		{"not JSON", EmulatorConfig{}, ok.with("Content-Type", "text/plain"), 415, "UnsupportedMediaType"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Token = testToken
+			e, srv := newEmulatorServer(t, tt.cfg)
+			resp, body := tt.req.send(t, srv)
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.contains) {
+				t.Fatalf("%d %s; want %d with %q", resp.StatusCode, body, tt.status, tt.contains)
+			}
+			if s := e.Stats(); s.Batches != 1 || s.Requests != 1 {
+				t.Errorf("stats %+v: want 1 batch and 1 request", s)
+			}
+		})
+	}
+}
+
+// TestEmulatorBatchSubResponses sends sub-requests of every fate in one $batch: each is
+// answered as if alone, and counted.
+func TestEmulatorBatchSubResponses(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{
+		Token: testToken, RejectIDs: []string{rejectID}, NotFoundIDs: []string{notFoundID},
+		ThrottleIDs: []string{throttleID}, RetryAfter: 1500 * time.Millisecond,
+	})
+	get := subReq("get", testConfigID)
+	get["method"] = "GET"
+	delete(get, "body")
+	get["headers"] = map[string]string{}
+	absolute := subReq("abs", testConfigID)
+	absolute["url"] = srv.URL + "/beta/deviceManagement/hardwareConfigurations/" + testConfigID + "/userRunStates"
+	noSlash := subReq("noslash", testConfigID)
+	noSlash["url"] = strings.TrimPrefix(noSlash["url"].(string), "/")
+	req := rawRequest{
+		method: http.MethodPost, path: "/beta/$batch",
+		header: map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"},
+		body: []byte(batchOf(subReq("ok", testConfigID), subReq("reject", rejectID), subReq("missing", notFoundID),
+			subReq("throttle", throttleID), get, absolute, noSlash)),
+	}
+	resp, body := req.send(t, srv)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var answer batchAnswer
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"ok": 201, "reject": 400, "missing": 404, "throttle": 429, "get": 405, "abs": 400, "noslash": 201}
+	got := map[string]subResponseJSON{}
+	for _, r := range answer.Responses {
+		got[r.ID] = r
+	}
+	for id, status := range want {
+		r, ok := got[id]
+		if !ok || r.Status != status {
+			t.Errorf("%s: %+v, want status %d", id, r, status)
+		}
+	}
+	if ra := got["throttle"].Headers["Retry-After"]; ra != "1.500" {
+		t.Errorf("throttled sub-response Retry-After %q, want 1.500", ra)
+	}
+	if !strings.Contains(string(got["ok"].Body), `"@odata.context":"`+srv.URL+`/beta/$metadata#`) {
+		t.Errorf("created body %s", got["ok"].Body)
+	}
+	if s := e.Stats(); s.Batches != 1 || s.Requests != 7 || s.Creates != 2 || s.Throttled != 1 || s.NotFound != 1 || s.BadRequests != 3 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// concurrently calls create n times at once and returns the answers in call order.
+func concurrently(n int, create func(i int) (Response, error)) ([]Response, []error) {
+	resps, errs := make([]Response, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { resps[i], errs[i] = create(i) })
+	}
+	wg.Wait()
+	return resps, errs
+}
+
+func TestBatcherGathersConcurrentCreates(t *testing.T) {
+	e, srv := newEmulatorServer(t, EmulatorConfig{Token: testToken, Latency: 20 * time.Millisecond})
+	b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Size: 20, Linger: 50 * time.Millisecond}
+	const n = 100
+	resps, errs := concurrently(n, func(i int) (Response, error) {
+		return b.Create(context.Background(), testRequest(fmt.Sprint("ev-", i)))
+	})
+	for i := range n {
+		r := resps[i]
+		if errs[i] != nil || r.Status != 201 || r.Class != Created || r.GraphID == "" || r.RequestID == "" ||
+			r.ClientRequestID != ClientRequestID(fmt.Sprint("ev-", i)) {
+			t.Fatalf("create %d: %+v %v", i, r, errs[i])
+		}
+		var entity struct{ ID string }
+		if json.Unmarshal(r.Body, &entity) != nil || entity.ID != r.GraphID {
+			t.Errorf("create %d: body %s", i, r.Body)
+		}
+		if e.CreatesFor(r.ClientRequestID) != 1 {
+			t.Errorf("create %d: created %d times", i, e.CreatesFor(r.ClientRequestID))
+		}
+	}
+	s := e.Stats()
+	t.Logf("%d creates in %d $batch requests", s.Creates, s.Batches)
+	// 100 concurrent callers with a 50ms linger fill most batches; a loaded machine may
+	// split a few, never send more creates than callers.
+	if s.Creates != n || s.Batches < n/20 || s.Batches > n/2 {
+		t.Errorf("stats %+v: want %d creates in %d to %d batches", s, n, n/20, n/2)
+	}
+}
+
+func TestBatcherSubResponsesKeepTheirOutcome(t *testing.T) {
+	_, srv := newEmulatorServer(t, EmulatorConfig{
+		Token: testToken, RejectIDs: []string{rejectID}, ThrottleIDs: []string{throttleID}, RetryAfter: 2 * time.Second,
+	})
+	b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Size: 3, Linger: time.Minute}
+	configs := []string{testConfigID, rejectID, throttleID}
+	resps, errs := concurrently(3, func(i int) (Response, error) {
+		req := testRequest(fmt.Sprint("mixed-", i))
+		req.ConfigurationID = configs[i]
+		return b.Create(context.Background(), req)
+	})
+	want := []struct {
+		status int
+		class  Class
+		code   string
+	}{{201, Created, ""}, {400, Rejected, "BadRequest"}, {429, Transient, "TooManyRequests"}}
+	for i, w := range want {
+		r := resps[i]
+		if errs[i] != nil || r.Status != w.status || r.Class != w.class || (w.code != "") != (r.Error != nil) ||
+			r.Error != nil && r.Error.Code != w.code || r.RequestID == "" {
+			t.Errorf("%s: %+v %v; want %d %v %s", configs[i], r, errs[i], w.status, w.class, w.code)
+		}
+	}
+	if r := resps[2]; !r.HasRetryAfter || r.RetryAfter != 2*time.Second {
+		t.Errorf("429 Retry-After %v %v, want 2s", r.RetryAfter, r.HasRetryAfter)
+	}
+}
+
+func TestBatcherFailedBatchFailsEveryCreate(t *testing.T) {
+	cases := []struct {
+		name   string
+		cfg    EmulatorConfig
+		tokens TokenSource
+		status int
+		class  Class
+	}{
+		{"outage is transient", EmulatorConfig{Outage: true}, StaticToken(testToken), 503, Transient},
+		{"401 is systemic", EmulatorConfig{}, StaticToken("wrong"), 401, Systemic},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Token = testToken
+			e, srv := newEmulatorServer(t, tt.cfg)
+			b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: tt.tokens}, Size: 4, Linger: time.Minute}
+			resps, errs := concurrently(4, func(i int) (Response, error) {
+				return b.Create(context.Background(), testRequest(fmt.Sprint("fail-", tt.name, i)))
+			})
+			for i := range 4 {
+				if errs[i] != nil || resps[i].Status != tt.status || resps[i].Class != tt.class {
+					t.Errorf("create %d: %+v %v; want %d %v", i, resps[i], errs[i], tt.status, tt.class)
+				}
+			}
+			if s := e.Stats(); s.Batches != 1 || s.Creates != 0 {
+				t.Errorf("stats %+v: want one batch, no create", s)
+			}
+		})
+	}
+}
+
+// TestBatcherMalformedAnswers covers answers the emulator never gives: each create
+// without a usable sub-response gets an ErrBatch, transient for the caller.
+func TestBatcherMalformedAnswers(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		wantOK int // creates that get their answer (GraphID "a"); the others get ErrBatch
+	}{
+		{"not JSON", 200, `<html>`, 0},
+		{"a 400 for the whole batch", 400, `{"error":{"code":"BadRequest","message":"?"}}`, 0},
+		{"one answer missing, one foreign, one twice", 200,
+			`{"responses":[{"id":"1","status":201,"body":{"id":"a"}},{"id":"9","status":201},{"id":"1","status":500}]}`, 1},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			b := &Batcher{Client: &Client{BaseURL: srv.URL, Tokens: StaticToken(testToken)}, Size: 2, Linger: time.Minute}
+			resps, errs := concurrently(2, func(i int) (Response, error) {
+				return b.Create(context.Background(), testRequest(fmt.Sprint("m-", i)))
+			})
+			ok := 0
+			for i := range 2 {
+				switch {
+				case errs[i] == nil && resps[i].Status == 201 && resps[i].GraphID == "a":
+					ok++
+				case !errors.Is(errs[i], ErrBatch):
+					t.Errorf("create %d: %+v %v; want its answer or an ErrBatch", i, resps[i], errs[i])
+				}
+			}
+			if ok != tt.wantOK {
+				t.Errorf("%d creates got an answer, want %d", ok, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestBatcherRefusesABadConfigurationID(t *testing.T) {
+	b := &Batcher{Client: &Client{BaseURL: "http://127.0.0.1:1", Tokens: StaticToken(testToken)}}
+	req := testRequest("x")
+	req.ConfigurationID = "../users"
+	if _, err := b.Create(context.Background(), req); !errors.Is(err, ErrInvalidConfigurationID) {
+		t.Fatalf("err %v, want ErrInvalidConfigurationID", err)
+	}
+}

@@ -1,0 +1,129 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// isBatchPath says whether an escaped path is {prefix}/$batch.
+func isBatchPath(path string) bool {
+	return strings.HasSuffix(path, "/$batch") || strings.HasSuffix(path, "/%24batch")
+}
+
+// serveBatch answers POST {prefix}/$batch the way Graph does: the batch as a whole is
+// refused (outage, Authorization, and 400 for a payload Graph would refuse: not JSON, no
+// requests or more than MaxBatch, an id missing or used twice, a sub-request without
+// method or url, or with a body but no Content-Type), or answered 200 with one
+// sub-response per sub-request, in an order of its own. Each sub-request goes through
+// create like a create sent alone: faults, rate limit and counters included.
+func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
+	if r.Method != http.MethodPost {
+		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+r.Method+" is not allowed on $batch.")
+		resp.header = http.Header{"Allow": {http.MethodPost}}
+		return resp
+	}
+	body, refused := admit(st, r)
+	if refused != nil {
+		return *refused
+	}
+	if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+		return failure(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be application/json.")
+	}
+	reqs, msg := parseBatch(body)
+	if msg != "" {
+		return failure(http.StatusBadRequest, "BadRequest", "Invalid batch payload: "+msg)
+	}
+	base := baseURL(r, strings.TrimSuffix(strings.TrimSuffix(r.URL.EscapedPath(), "/$batch"), "/%24batch"))
+	now := time.Now()
+	answers := batchAnswer{Responses: make([]subResponseJSON, len(reqs))}
+	for i, sub := range reqs {
+		header := make(http.Header, len(sub.Headers))
+		for k, v := range sub.Headers {
+			header.Set(k, v)
+		}
+		resp := e.serveSub(st, base, sub, header)
+		e.stats.count(resp.status)
+		h, b := resp.finish(header.Get("client-request-id"), now)
+		flat := make(map[string]string, len(h))
+		for k := range h {
+			flat[k] = h.Get(k)
+		}
+		answers.Responses[i] = subResponseJSON{ID: sub.ID, Status: resp.status, Headers: flat, Body: b}
+	}
+	// Graph promises no order; neither does the emulator, so clients cannot come to rely on one.
+	rand.Shuffle(len(answers.Responses), func(i, j int) {
+		answers.Responses[i], answers.Responses[j] = answers.Responses[j], answers.Responses[i]
+	})
+	out, err := json.Marshal(answers)
+	if err != nil { // bodies are the emulator's own JSON: cannot fail
+		return failure(http.StatusInternalServerError, "InternalServerError", err.Error())
+	}
+	return subResponse{status: http.StatusOK, body: out}
+}
+
+// parseBatch decodes a $batch payload and checks it as a whole; msg says what is wrong.
+func parseBatch(body []byte) (reqs []subRequestJSON, msg string) {
+	var br batchRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&br); err != nil {
+		return nil, "not a batch: " + err.Error()
+	}
+	if dec.More() {
+		return nil, "data after the batch object"
+	}
+	switch n := len(br.Requests); {
+	case n == 0:
+		return nil, "no requests"
+	case n > MaxBatch:
+		return nil, "the number of requests exceeds the limit of " + strconv.Itoa(MaxBatch)
+	}
+	ids := make(map[string]bool, len(br.Requests))
+	for _, sub := range br.Requests {
+		switch {
+		case sub.ID == "":
+			return nil, "a request has no id"
+		case ids[sub.ID]:
+			return nil, "the id " + strconv.Quote(sub.ID) + " is used twice"
+		case sub.Method == "" || sub.URL == "":
+			return nil, "request " + strconv.Quote(sub.ID) + " has no method or no url"
+		case len(sub.Body) > 0 && !hasHeader(sub.Headers, "Content-Type"):
+			return nil, "request " + strconv.Quote(sub.ID) + " has a body but no Content-Type header"
+		}
+		ids[sub.ID] = true
+	}
+	return br.Requests, ""
+}
+
+func hasHeader(h map[string]string, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveSub answers one sub-request: its url is relative to the Graph root the $batch was
+// sent to, with or without a leading slash.
+func (e *Emulator) serveSub(st *emulatorState, base string, sub subRequestJSON, header http.Header) subResponse {
+	if strings.Contains(sub.URL, "://") {
+		return failure(http.StatusBadRequest, "BadRequest", "The url of a batch request must be relative.")
+	}
+	prefix, configID, ok := splitCreatePath("/" + strings.TrimPrefix(sub.URL, "/"))
+	switch {
+	case !ok || prefix != "":
+		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+sub.URL+".")
+	case !strings.EqualFold(sub.Method, http.MethodPost):
+		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+sub.Method+" is not allowed on userRunStates here.")
+		resp.header = http.Header{"Allow": {http.MethodPost}}
+		return resp
+	}
+	return e.create(st, subRequest{base: base, configID: configID, header: header, body: sub.Body})
+}
