@@ -27,7 +27,9 @@ type harness struct {
 	js     jetstream.JetStream
 	emu    *graph.Emulator
 	client *graph.Client
-	cfg    worker.Config
+	// creator, when set, is what workers send creates through instead of client (a graph.Batcher).
+	creator worker.Creator
+	cfg     worker.Config
 }
 
 func newHarness(t *testing.T, emuCfg graph.EmulatorConfig) *harness {
@@ -62,7 +64,11 @@ func (h *harness) start(opts ...worker.Option) *running {
 		worker.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
 		worker.WithBreakerTimeout(200 * time.Millisecond),
 	}, opts...)
-	w := worker.New(h.js, h.client, h.cfg, opts...)
+	var creator worker.Creator = h.client
+	if h.creator != nil {
+		creator = h.creator
+	}
+	w := worker.New(h.js, creator, h.cfg, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- w.Run(ctx) }()

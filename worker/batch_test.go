@@ -1,0 +1,78 @@
+package worker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/worker"
+)
+
+// batching makes the harness's workers send creates through a Batcher of size n.
+func (h *harness) batching(n int, linger time.Duration) {
+	h.creator = &graph.Batcher{Client: h.client, Size: n, Linger: linger}
+}
+
+func TestBatchOf20Creates1000Events(t *testing.T) {
+	h := newHarness(t, graph.EmulatorConfig{})
+	// Batches fill only when 20 creates are in flight at once: concurrency above the batch
+	// size, and a rate limit that is not what holds them back.
+	h.cfg.Concurrency, h.cfg.Rate, h.cfg.Burst = 40, 100000, 100
+	h.batching(20, 20*time.Millisecond)
+	const n = 1000
+	start := time.Now()
+	h.start()
+	for i := range n {
+		h.publish(fmt.Sprintf("b-%d", i), event(configOK, i))
+	}
+	out := h.waitOutputs(n, 60*time.Second)
+	elapsed := time.Since(start)
+	if len(out.dlq) != 0 {
+		t.Fatalf("%d dead letters", len(out.dlq))
+	}
+	for i := range n {
+		id := fmt.Sprintf("b-%d", i)
+		if rs := out.results[id]; len(rs) != 1 || rs[0].Status != 201 || rs[0].Attempts != 1 || rs[0].GraphID == "" {
+			t.Fatalf("%s: results %+v", id, rs)
+		}
+	}
+	s := h.emu.Stats()
+	t.Logf("%d events in %d $batch requests (%.1f creates each) in %s", n, s.Batches, float64(s.Creates)/float64(s.Batches), elapsed.Round(time.Millisecond))
+	// 50 when every batch is full; the tail of each pull and a busy machine split some.
+	if s.Creates != n || s.Duplicates != 0 || s.Batches < n/20 || s.Batches > n/20*3 {
+		t.Errorf("emulator %+v: want %d creates in %d to %d batches", s, n, n/20, n/20*3)
+	}
+}
+
+// TestBatchWithMixedAnswers puts three events in one $batch whose sub-requests answer 201,
+// 400 and 429: each reaches its own outcome, the throttled one after a retry of its own.
+func TestBatchWithMixedAnswers(t *testing.T) {
+	const configThrottled = "00000000-0000-4000-8000-000000000429"
+	h := newHarness(t, graph.EmulatorConfig{
+		RejectIDs: []string{configReject}, ThrottleIDs: []string{configThrottled}, RetryAfter: 100 * time.Millisecond,
+	})
+	// A long linger, so the three events go in one batch on a busy machine too, however they
+	// are pulled; the retry goes alone when it is over.
+	h.batching(3, time.Second)
+	h.start()
+	h.publish("mixed-created", event(configOK, 1))
+	h.publish("mixed-rejected", event(configReject, 2))
+	h.publish("mixed-throttled", event(configThrottled, 3))
+	out := h.waitOutputs(3, 30*time.Second)
+
+	if rs := out.results["mixed-created"]; len(rs) != 1 || rs[0].Attempts != 1 {
+		t.Errorf("created: %+v", rs)
+	}
+	if dl := out.dlq["mixed-rejected"]; len(dl) != 1 || dl[0].Reason != worker.GraphRejected || dl[0].HTTPStatus != 400 || dl[0].Attempts != 1 {
+		t.Errorf("rejected: %+v", dl)
+	}
+	if rs := out.results["mixed-throttled"]; len(rs) != 1 || rs[0].Attempts != 2 || rs[0].Status != 201 {
+		t.Errorf("throttled: %+v", rs)
+	}
+	// The retry of the throttled event waited for a batch of its own: the linger, not a
+	// full batch, sent it. It is the second of two batches.
+	if s := h.emu.Stats(); s.Batches != 2 || s.Requests != 4 || s.Throttled != 1 || s.Creates != 2 {
+		t.Errorf("emulator %+v: want 2 batches of 4 requests, 1 throttled, 2 created", s)
+	}
+}
