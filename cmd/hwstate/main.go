@@ -24,6 +24,8 @@ func commands() []command {
 		{"run", "the worker: consume events, create them in Graph, publish results and dead letters", runWorker},
 		{"demo", "the whole pipeline on this machine with nothing configured, and a summary", runDemo},
 		{"emulate-graph", "serve the Graph emulator (for compose and load tests)", runEmulator},
+		{"publish", "backfill: publish a file of events, one a line, safe to re-run", runPublish},
+		{"dlq", "dead letters: ls lists them, redrive sends chosen ones back to the input subject", runDLQ},
 		{"bench", "the pipeline on this machine under a load scenario, and a figure table", runBench},
 		{"version", "version, commit, Go and nats-server versions", runVersion},
 	}
