@@ -13,9 +13,14 @@ import (
 // configured rate (HWSTATE_RATE) is the ceiling, never passed; the tenant's real limit,
 // which depends on other apps and replicas, is found from below it.
 const (
-	// rateCut is what a 429 leaves of the rate. A gentle cut keeps the sawtooth between 85%
-	// and 100% of the tenant's limit, so the average stays above 90% of it.
-	rateCut = 0.85
+	// rateCut is what a 429 leaves of the rate at least. A gentle cut keeps the sawtooth
+	// between 90% and 100% of the tenant's limit, so the average stays near 95% of it.
+	rateCut = 0.9
+	// deepestCut is what a 429 leaves of the rate at most: a cut goes down to the rate Graph
+	// accepted since the last one, which finds a limit ten times lower in a few cuts, but
+	// never below half, because a worker that was idle accepted little without that being
+	// the tenant's limit.
+	deepestCut = 0.5
 	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
 	// flight when the first came in say nothing new, so a burst of them is one cut.
 	cutWindow = 200 * time.Millisecond
@@ -39,6 +44,7 @@ type pacer struct {
 	ceiling     float64 // the configured rate
 	current     float64 // the limiter's rate, kept here as a float to add small steps to
 	lastCut     time.Time
+	accepts     int // creates Graph accepted since lastCut
 }
 
 func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
@@ -47,6 +53,7 @@ func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
 		metrics: m,
 		ceiling: perSecond,
 		current: perSecond,
+		lastCut: time.Now(),
 	}
 }
 
@@ -67,7 +74,8 @@ func (p *pacer) wait(ctx context.Context) error {
 }
 
 // throttled answers a 429: every sender waits d from now (unless a longer pause is already
-// on), and the rate is cut, at most once per cutWindow.
+// on), and the rate is cut, at most once per cutWindow: to the rate Graph accepted since
+// the last cut, but by rateCut at least and deepestCut at most.
 func (p *pacer) throttled(d time.Duration) {
 	now := time.Now()
 	p.mu.Lock()
@@ -80,11 +88,13 @@ func (p *pacer) throttled(d time.Duration) {
 	if tokens := int(p.limiter.TokensAt(now)); tokens > 0 {
 		p.limiter.AllowN(now, tokens)
 	}
-	if now.Sub(p.lastCut) < cutWindow {
+	since := now.Sub(p.lastCut)
+	if since < cutWindow {
 		return
 	}
-	p.lastCut = now
-	p.setLocked(max(p.current*rateCut, rateFloor))
+	accepted := float64(p.accepts) / since.Seconds()
+	p.lastCut, p.accepts = now, 0
+	p.setLocked(max(min(p.current*rateCut, accepted), p.current*deepestCut, rateFloor))
 }
 
 // accepted answers a create Graph took (created or rejected): the rate climbs back towards
@@ -92,6 +102,7 @@ func (p *pacer) throttled(d time.Duration) {
 func (p *pacer) accepted() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.accepts++
 	if p.current < p.ceiling {
 		p.setLocked(min(p.current+rateStep, p.ceiling))
 	}
