@@ -73,8 +73,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.events, m.graphRequests, m.graphDuration, m.eventLatency, m.breaker, m.rateLimit,
 		m.throttlePauses, m.throttleSeconds, m.creating, m.ledgerHits, m.handBacks, m.pending, m.ackPending)
+	// Every series exists from the start, so rate() and alerts see a rise from zero rather
+	// than a series appearing.
 	for _, o := range []Outcome{Created, InvalidEvent, GraphRejected, RetriesExhausted} {
 		m.events.WithLabelValues(string(o))
+	}
+	for _, class := range []string{"2xx", "4xx", "429", "5xx", "error"} {
+		m.graphRequests.WithLabelValues(class)
 	}
 	return m
 }
