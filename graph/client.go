@@ -115,8 +115,8 @@ type Client struct {
 // the credentials are what is wrong.
 //
 // A non-nil error means there is no usable answer: a network error, a timeout
-// (errors.Is(err, context.DeadlineExceeded)), a token failure, an unreadable or
-// oversized body. All of these are transient for the caller, except
+// (errors.Is(err, context.DeadlineExceeded)), an unreadable or oversized body, all
+// transient for the caller; ErrNoToken, when nothing was sent for want of a token; or
 // ErrInvalidConfigurationID. Errors wrap their cause with %w and never contain the
 // token.
 func (c *Client) Create(ctx context.Context, req Request) (Response, error) {
@@ -148,7 +148,7 @@ func (c *Client) post(ctx context.Context, path string, body []byte, clientReque
 	url := strings.TrimSuffix(c.BaseURL, "/") + path
 	token, err := c.Tokens.Token(ctx, false)
 	if err != nil {
-		return answer{}, fmt.Errorf("graph: getting a token: %w", err)
+		return answer{}, fmt.Errorf("%w: %w", ErrNoToken, err)
 	}
 	a, err := c.send(ctx, url, token, body, clientRequestID)
 	if err != nil || a.status != http.StatusUnauthorized && a.status != http.StatusForbidden {

@@ -10,6 +10,11 @@ import (
 // transient: callers validate events first (CONTRACT section 1), so it means a bug.
 var ErrInvalidConfigurationID = errors.New("graph: configuration id is not a GUID")
 
+// ErrNoToken is wrapped by Create's error when Tokens gave no token (sign-in failed), so
+// nothing was sent: the worker's credentials or the sign-in authority are at fault, never
+// the event.
+var ErrNoToken = errors.New("graph: no token")
+
 // Error is Graph's error body {"error":{"code","message","innerError":{...}}}.
 // Branch on Code, never on Message: messages change without notice.
 type Error struct {

@@ -121,7 +121,10 @@ func (w *Worker) create(ctx context.Context, req graph.Request, log *zap.Logger)
 		var sent bool
 		resp, sent, err = w.send(ctx, req)
 		if !sent {
-			// Shutdown, or the breaker is open or probing: wait without counting an attempt.
+			if errors.Is(err, graph.ErrNoToken) {
+				log.Error("cannot sign in to Graph: check the tenant id, client id and secret or certificate", zap.Error(err))
+			}
+			// Shutdown, no token, or the breaker is open or probing: wait without counting an attempt.
 			if ctx.Err() != nil || sleep(ctx, breakerPoll) != nil {
 				return resp, attempts, ctx.Err()
 			}
@@ -182,9 +185,11 @@ func (w *Worker) send(ctx context.Context, req graph.Request) (resp graph.Respon
 	defer w.metrics.inFlight(-1)
 	start := time.Now()
 	resp, err = w.breaker.Execute(func() (graph.Response, error) {
-		sent = true
 		// Shutdown does not cut a create short: its answer must be recorded.
 		resp, err := w.creator.Create(context.WithoutCancel(ctx), req)
+		// Without a token nothing went to Graph: the worker's credentials are wrong, which the
+		// breaker counts, but it is no attempt of the event's.
+		sent = !errors.Is(err, graph.ErrNoToken)
 		if err == nil && (resp.Class == graph.Systemic || (resp.Class == graph.Transient && resp.Status != 429)) {
 			return resp, errFailing
 		}
@@ -196,7 +201,7 @@ func (w *Worker) send(ctx context.Context, req graph.Request) (resp graph.Respon
 	if errors.Is(err, errFailing) {
 		err = nil
 	}
-	// Unsent, err is the breaker's refusal (open, or probing with another request).
+	// Unsent, err is the breaker's refusal (open, or probing with another request) or ErrNoToken.
 	return resp, sent, err
 }
 

@@ -1,0 +1,199 @@
+package graph
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hwstate/hwstate/internal/entratest"
+)
+
+const (
+	testTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	testClient = "3f1e5c2a-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+	// canarySecret is distinctive, so that finding it anywhere it must not be is certain.
+	canarySecret = "canary-S3cr3t-7f4e2d9c"
+)
+
+// selfSigned is a PEM certificate with its private key, as an app registration's
+// certificate credential is kept.
+func selfSigned(t *testing.T) []byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hwstate test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return append(out, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+}
+
+// signIn is CredentialTokens for cloud whose sign-in goes to the local authority.
+func signIn(t *testing.T, auth *entratest.Server, cloud Cloud, creds ClientCredentials) *CredentialTokens {
+	t.Helper()
+	creds.Cloud, creds.TenantID, creds.ClientID = cloud, testTenant, testClient
+	tokens, err := NewCredentialTokens(creds, WithSignInTransport(auth.Transport()), WithoutInstanceDiscovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+func TestSignInPerCloud(t *testing.T) {
+	hosts := map[string]string{
+		"global": "login.microsoftonline.com", "usgov": "login.microsoftonline.us",
+		"usgovdod": "login.microsoftonline.us", "china": "login.chinacloudapi.cn",
+	}
+	scopes := map[string]string{
+		"global": "https://graph.microsoft.com/.default", "usgov": "https://graph.microsoft.us/.default",
+		"usgovdod": "https://dod-graph.microsoft.us/.default", "china": "https://microsoftgraph.chinacloudapi.cn/.default",
+	}
+	cert := selfSigned(t)
+	for _, cloud := range Clouds() {
+		for _, kind := range []string{"secret", "certificate"} {
+			t.Run(cloud.Name+"/"+kind, func(t *testing.T) {
+				auth := entratest.Start(t, canarySecret, time.Hour)
+				creds := ClientCredentials{Secret: canarySecret}
+				if kind == "certificate" {
+					creds = ClientCredentials{Certificate: cert}
+				}
+				tokens := signIn(t, auth, cloud, creds)
+				token, err := tokens.Token(context.Background(), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if token != entratest.TokenPrefix+"1" {
+					t.Errorf("token %q", token)
+				}
+				reqs := auth.Requests()
+				if len(reqs) != 1 {
+					t.Fatalf("%d token requests: %+v", len(reqs), reqs)
+				}
+				want := entratest.TokenRequest{Host: hosts[cloud.Name], Tenant: testTenant, ClientID: testClient,
+					Scope: scopes[cloud.Name], Assertion: kind == "certificate"}
+				// MSAL adds the OpenID scopes it always asks for.
+				if got := reqs[0]; got.Host != want.Host || got.Tenant != want.Tenant || got.ClientID != want.ClientID ||
+					!strings.Contains(" "+got.Scope+" ", " "+want.Scope+" ") || got.Assertion != want.Assertion {
+					t.Errorf("token request %+v, want %+v", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestSignInTokenLifecycle(t *testing.T) {
+	// Tokens living 3s are refreshed after 1.5s (half their life).
+	auth := entratest.Start(t, canarySecret, 3*time.Second)
+	tokens := signIn(t, auth, Clouds()[0], ClientCredentials{Secret: canarySecret})
+	e, srv := newEmulatorServer(t, EmulatorConfig{Token: entratest.TokenPrefix + "1"})
+	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
+	createAll := func(n int, want int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				if resp, err := c.Create(context.Background(), testRequest(fmt.Sprint("life-", i))); err != nil || resp.Status != want {
+					t.Errorf("create: %d %v, want %d", resp.Status, err, want)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	start := time.Now()
+
+	createAll(50, 201)
+	if n := auth.Issued(); n != 1 {
+		t.Fatalf("%d sign-ins for 50 creates, want 1", n)
+	}
+	// A forced refresh right after a sign-in is answered by it: a burst of 401s is one sign-in.
+	if tok, err := tokens.Token(context.Background(), true); err != nil || tok != entratest.TokenPrefix+"1" || auth.Issued() != 1 {
+		t.Fatalf("forced at once: %q %v, %d sign-ins", tok, err, auth.Issued())
+	}
+
+	// Graph now wants the next token (the first was revoked): the 401 forces a sign-in
+	// that bypasses azidentity's cache, and the create is sent again with the new token.
+	time.Sleep(time.Until(start.Add(forceInterval + 100*time.Millisecond)))
+	e.SetConfig(EmulatorConfig{Token: entratest.TokenPrefix + "2"})
+	createAll(1, 201)
+	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 2 || u != 1 {
+		t.Fatalf("after a revoked token: %d sign-ins, %d 401s; want 2, 1", n, u)
+	}
+	refreshed := time.Now()
+	createAll(10, 201)
+	if n := auth.Issued(); n != 2 {
+		t.Fatalf("%d sign-ins, want 2", n)
+	}
+
+	// Past half of its life the token is replaced before any 401.
+	time.Sleep(time.Until(refreshed.Add(1600 * time.Millisecond)))
+	e.SetConfig(EmulatorConfig{Token: entratest.TokenPrefix + "3"})
+	createAll(10, 201)
+	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 3 || u != 1 {
+		t.Errorf("after expiry: %d sign-ins, %d 401s; want 3, 1", n, u)
+	}
+}
+
+func TestSignInNeverRevealsTheSecret(t *testing.T) {
+	auth := entratest.Start(t, "the-right-secret", time.Hour)
+	auth.EchoSecret(true)
+	tokens := signIn(t, auth, Clouds()[0], ClientCredentials{Secret: canarySecret})
+	_, err := tokens.Token(context.Background(), false)
+	if err == nil {
+		t.Fatal("signed in with the wrong secret")
+	}
+	if strings.Contains(err.Error(), canarySecret) || !strings.Contains(err.Error(), "[secret]") {
+		t.Errorf("error %q: want the secret replaced", err)
+	}
+	// Through the client too: the create's error names the sign-in, not the secret.
+	_, srv := newEmulatorServer(t, EmulatorConfig{})
+	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
+	if _, err := c.Create(context.Background(), testRequest("x")); err == nil || strings.Contains(err.Error(), canarySecret) {
+		t.Errorf("create error %v", err)
+	}
+}
+
+func TestNewCredentialTokensRefusesHalfGivenCredentials(t *testing.T) {
+	global := Clouds()[0]
+	cases := []struct {
+		name  string
+		creds ClientCredentials
+		want  string
+	}{
+		{"nothing", ClientCredentials{Cloud: global}, "missing a tenant id, a client id, a client secret or a certificate"},
+		{"tenant only", ClientCredentials{Cloud: global, TenantID: testTenant}, "missing a client id, a client secret or a certificate"},
+		{"no secret", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient}, "missing a client secret or a certificate"},
+		{"no client id", ClientCredentials{Cloud: global, TenantID: testTenant, Secret: canarySecret}, "missing a client id"},
+		{"both", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Secret: canarySecret, Certificate: []byte("x")}, "both"},
+		{"no cloud", ClientCredentials{TenantID: testTenant, ClientID: testClient, Secret: canarySecret}, "sign-in authority"},
+		{"bad certificate", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Certificate: []byte("not PEM")}, "certificate"},
+		{"bad tenant", ClientCredentials{Cloud: global, TenantID: "a/b", ClientID: testClient, Secret: canarySecret}, "tenant"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewCredentialTokens(tt.creds)
+			if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %v, want ErrCredentials saying %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), canarySecret) {
+				t.Errorf("err %q reveals the secret", err)
+			}
+		})
+	}
+}
