@@ -63,14 +63,18 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 	w.breaker = gobreaker.NewCircuitBreaker[graph.Response](gobreaker.Settings{
 		Name:        "graph",
 		MaxRequests: 1,
-		// Trip on the share of failures over the last ten seconds, not on a run of them: one
-		// configuration that always fails must not look like Graph being down while other
-		// creates succeed.
+		// Trip on the share of failures over the last ten seconds, not on a short run of
+		// them: one configuration that always fails must not look like Graph being down while
+		// other creates succeed. But a long unbroken run trips it too: when Graph goes down
+		// after a busy spell, the window is full of successes and the share would take
+		// seconds to reach, while the failures counted meanwhile dead-letter events for an
+		// outage (TestProcessGraphOutage).
 		Interval:     10 * time.Second,
 		BucketPeriod: time.Second,
 		Timeout:      o.breakerTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= breakerMinRequests && c.TotalFailures*10 >= c.Requests*8
+			return c.ConsecutiveFailures >= breakerMinRequests ||
+				(c.Requests >= breakerMinRequests && c.TotalFailures*10 >= c.Requests*8)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			w.log.Warn("graph circuit breaker", zap.Stringer("from", from), zap.Stringer("to", to))
@@ -80,7 +84,8 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 	return w
 }
 
-// breakerMinRequests is how many requests the breaker must see before it judges Graph.
+// breakerMinRequests is how many requests the breaker must see before it judges Graph, and
+// how many failures in a row with no success between say Graph is down.
 const breakerMinRequests = 10
 
 // Ready reports whether the worker is bound to its consumer and pulling.

@@ -132,7 +132,33 @@ func Cluster(t testing.TB) []*Server {
 		}
 		out = append(out, start(t, opts))
 	}
+	waitMetaLeader(t, out)
 	return out
+}
+
+// waitMetaLeader waits until the cluster has elected a JetStream meta leader that every node
+// follows: before that, creating a stream times out.
+func waitMetaLeader(t testing.TB, nodes []*Server) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leaders, current := 0, 0
+		for _, s := range nodes {
+			if s.JetStreamIsLeader() {
+				leaders++
+			}
+			if s.JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && current == len(nodes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster elected no JetStream meta leader in 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // freePorts finds n free loopback ports; a cluster must know its routes before it starts.
