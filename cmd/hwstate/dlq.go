@@ -249,7 +249,11 @@ func (r *redrive) run(ctx context.Context, sel dlqSelection) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "%d %s to %s, %d skipped\n", done, verb, r.subject, skipped)
+	if r.dryRun {
+		fmt.Fprintf(r.out, "dry run: %d would be redriven to %s, %d skipped; nothing changed\n", done, r.subject, skipped)
+	} else {
+		fmt.Fprintf(r.out, "%d redriven to %s, %d skipped\n", done, r.subject, skipped)
+	}
 	if skipped > 0 {
 		return fmt.Errorf("%d dead letters not redriven (listed above)", skipped)
 	}
