@@ -142,10 +142,10 @@ func (c EmulatorConfig) clone() EmulatorConfig {
 	return c
 }
 
-// validate is for configurations from outside (the control endpoint). SetConfig
+// Validate is for configurations from outside (flags, the control endpoint). SetConfig
 // takes anything, making the best of out-of-range values, as a library call should
 // not fail over a test's odd setting.
-func (c *EmulatorConfig) validate() error {
+func (c *EmulatorConfig) Validate() error {
 	var errs []error
 	check := func(ok bool, field, rule string) {
 		if !ok {
@@ -703,7 +703,7 @@ func (e *Emulator) changeConfig(replace bool) http.HandlerFunc {
 				if err := json.Unmarshal(body, c); err != nil {
 					return err
 				}
-				return c.validate()
+				return c.Validate()
 			})
 		}
 		if err != nil {

@@ -28,15 +28,31 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.ThrottleRate, "throttle-rate", 0, "probability of a 429 per request")
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "probability of a 503 per request")
 	fs.IntVar(&cfg.ThrottleFirst, "throttle-first", 0, "answer 429 to the first N requests of each client-request-id")
-	fs.IntVar(&cfg.FailFirst, "fail-first", 0, "answer 503 to the first N requests of each client-request-id")
-	fs.BoolVar(&cfg.Outage, "outage", false, "answer 503 to everything (switch off with PUT /_emulator/config)")
-	notFound := fs.String("not-found-ids", "", "comma-separated configuration ids answered 404")
+	fs.IntVar(&cfg.FailFirst, "fail-first", 0, "answer --fail-status to the next N requests of each client-request-id, after --throttle-first")
+	fs.IntVar(&cfg.FailStatus, "fail-status", 503, "the 5xx of --fail-first and --fail-ids")
+	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of --throttle-rate and --error-rate draws; 0: random")
+	fs.BoolVar(&cfg.Outage, "outage", false, "answer 503 to everything (switch off with PATCH /_emulator/config {\"outage\":false})")
+	fs.DurationVar(&cfg.OutageFor, "outage-for", 0, "an outage window: answer 503 to everything for this long from start (later: PATCH /_emulator/config {\"outageFor\":\"30s\"})")
+	for _, f := range []struct {
+		name, usage string
+		ids         *[]string
+	}{
+		{"not-found-ids", "comma-separated configuration ids answered 404", &cfg.NotFoundIDs},
+		{"reject-ids", "comma-separated configuration ids whose creates are answered 400", &cfg.RejectIDs},
+		{"fail-ids", "comma-separated configuration ids whose creates always answer --fail-status", &cfg.FailIDs},
+		{"throttle-ids", "comma-separated configuration ids whose first create of each client-request-id answers 429", &cfg.ThrottleIDs},
+	} {
+		fs.Func(f.name, f.usage, func(v string) error {
+			*f.ids = strings.Split(v, ",")
+			return nil
+		})
+	}
 	fs.Usage = flagUsage(fs, stdout, "usage: hwstate emulate-graph [flags]\n\nThe Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *notFound != "" {
-		cfg.NotFoundIDs = strings.Split(*notFound, ",")
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,7 +28,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var s settings
 	s.register(fs)
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate run [flags]\n\nThe worker: pulls events from JetStream, creates them in Microsoft Graph, publishes a result or a dead letter for each.")
+	fs.Usage = flagUsage(fs, stdout, "usage: hwstate run [flags]\n\nThe worker: pulls events from JetStream, creates them in Microsoft Graph, publishes a result or a dead letter for each.\n\n"+
+		"Sign-in to a real tenant, in any cloud: --graph-cloud, --tenant-id, --client-id, and --client-secret or --client-cert\n"+
+		"(OAuth 2.0 client credentials; the app registration needs the application permission\n"+
+		"DeviceManagementConfiguration.ReadWrite.All with admin consent). For an emulator: --graph-token and --graph-base-url.")
 	if err := s.parse(fs, args); err != nil {
 		return err
 	}
@@ -78,8 +83,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return w.Run(ctx)
 }
 
-// graphClient builds the Graph client the settings ask for.
-func (s *settings) graphClient() (*graph.Client, error) {
+// graphClient builds what sends creates to Graph: a client of the chosen cloud signing in
+// as the settings say, inside a Batcher when --graph-batch is above 1. It fails, naming
+// the settings, when credentials are missing or half-given; it does not sign in yet.
+func (s *settings) graphClient() (worker.Creator, error) {
 	cloud, err := graph.CloudByName(s.GraphCloud)
 	if err != nil {
 		return nil, err
@@ -88,10 +95,78 @@ func (s *settings) graphClient() (*graph.Client, error) {
 	if base == "" {
 		base = cloud.BaseURL()
 	}
-	if s.GraphToken == "" {
-		return nil, errors.New("no Graph credentials: set HWSTATE_GRAPH_TOKEN (a fixed bearer token, e.g. for the emulator)")
+	tokens, err := s.graphTokens(cloud)
+	if err != nil {
+		return nil, err
 	}
-	return &graph.Client{BaseURL: base, Tokens: graph.StaticToken(s.GraphToken), Timeout: s.GraphTimeout}, nil
+	client := &graph.Client{BaseURL: base, Tokens: tokens, Timeout: s.GraphTimeout}
+	if s.GraphBatch > 1 {
+		return &graph.Batcher{Client: client, Size: s.GraphBatch}, nil
+	}
+	return client, nil
+}
+
+// graphTokens is the token source of the settings: HWSTATE_GRAPH_TOKEN, or client
+// credentials, never both.
+func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
+	anyGiven := s.TenantID != "" || s.ClientID != "" || s.ClientSecret != "" || s.ClientCert != ""
+	switch {
+	case s.GraphToken != "" && anyGiven:
+		return nil, errors.New("two kinds of Graph credentials: --graph-token (HWSTATE_GRAPH_TOKEN) and client credentials are both set; give one")
+	case s.GraphToken != "":
+		return graph.StaticToken(s.GraphToken), nil
+	case !anyGiven:
+		return nil, errors.New("no Graph credentials: set --tenant-id, --client-id and --client-secret or --client-cert " +
+			"(HWSTATE_TENANT_ID, HWSTATE_CLIENT_ID, HWSTATE_CLIENT_SECRET or HWSTATE_CLIENT_CERT), " +
+			"or --graph-token (HWSTATE_GRAPH_TOKEN) for an emulator; see hwstate run --help")
+	case s.ClientSecret != "" && s.ClientCert != "":
+		return nil, errors.New("two Graph client credentials: --client-secret and --client-cert are both set; give one")
+	}
+	var missing []string
+	if s.TenantID == "" {
+		missing = append(missing, "--tenant-id (HWSTATE_TENANT_ID)")
+	}
+	if s.ClientID == "" {
+		missing = append(missing, "--client-id (HWSTATE_CLIENT_ID)")
+	}
+	if s.ClientSecret == "" && s.ClientCert == "" {
+		missing = append(missing, "--client-secret (HWSTATE_CLIENT_SECRET) or --client-cert (HWSTATE_CLIENT_CERT)")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("half-given Graph client credentials: missing %s", strings.Join(missing, ", "))
+	}
+	creds := graph.ClientCredentials{Cloud: cloud, TenantID: s.TenantID, ClientID: s.ClientID, Secret: s.ClientSecret}
+	if s.ClientCert != "" {
+		pem, err := readPEM(s.ClientCert)
+		if err != nil {
+			return nil, err
+		}
+		creds.Certificate = pem
+	}
+	return graph.NewCredentialTokens(creds)
+}
+
+// readPEM reads --client-cert: the PEM itself (as a secret store may hand it over in the
+// environment) or the name of a file holding it.
+func readPEM(v string) ([]byte, error) {
+	if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
+		return []byte(v), nil
+	}
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("--client-cert: %w", err)
+	}
+	return data, nil
+}
+
+// cloudUsage documents --graph-cloud from the clouds graph knows: each one's Graph and
+// sign-in authority.
+func cloudUsage() string {
+	var clouds []string
+	for _, c := range graph.Clouds() {
+		clouds = append(clouds, fmt.Sprintf("%s (Graph %s, sign-in %s)", c.Name, c.GraphRoot, c.SignIn.ActiveDirectoryAuthorityHost))
+	}
+	return "national cloud: " + strings.Join(clouds, ", ") + "; the token's scope is <Graph>/.default"
 }
 
 // serveHTTP answers /healthz (the process runs), /readyz (bound to NATS and the consumer)
