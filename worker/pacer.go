@@ -21,6 +21,10 @@ const (
 	// never below half, because a worker that was idle accepted little without that being
 	// the tenant's limit.
 	deepestCut = 0.5
+	// saturated is how many 429s, and at least as many as successes, since the last cut make
+	// the accepted rate trusted below deepestCut: a worker sending flat out into a tenant
+	// that throttles most of it, not one that was idle.
+	saturated = 10
 	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
 	// flight when the first came in say nothing new, so a burst of them is one cut.
 	cutWindow = 200 * time.Millisecond
@@ -45,6 +49,7 @@ type pacer struct {
 	current     float64 // the limiter's rate, kept here as a float to add small steps to
 	lastCut     time.Time
 	accepts     int // creates Graph accepted since lastCut
+	throttles   int // and those it throttled
 }
 
 func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
@@ -75,7 +80,7 @@ func (p *pacer) wait(ctx context.Context) error {
 
 // throttled answers a 429: every sender waits d from now (unless a longer pause is already
 // on), and the rate is cut, at most once per cutWindow: to the rate Graph accepted since
-// the last cut, but by rateCut at least and deepestCut at most.
+// the last cut, but by rateCut at least and, unless Graph was saturated, deepestCut at most.
 func (p *pacer) throttled(d time.Duration) {
 	now := time.Now()
 	p.mu.Lock()
@@ -88,13 +93,19 @@ func (p *pacer) throttled(d time.Duration) {
 	if tokens := int(p.limiter.TokensAt(now)); tokens > 0 {
 		p.limiter.AllowN(now, tokens)
 	}
+	p.throttles++
 	since := now.Sub(p.lastCut)
 	if since < cutWindow {
 		return
 	}
 	accepted := float64(p.accepts) / since.Seconds()
-	p.lastCut, p.accepts = now, 0
-	p.setLocked(max(min(p.current*rateCut, accepted), p.current*deepestCut, rateFloor))
+	deepest := p.current * deepestCut
+	if p.throttles >= max(p.accepts, saturated) {
+		// Graph throttled most of what was sent: what it accepted is its limit, however low.
+		deepest = rateFloor
+	}
+	p.lastCut, p.accepts, p.throttles = now, 0, 0
+	p.setLocked(max(min(p.current*rateCut, accepted), deepest, rateFloor))
 }
 
 // accepted answers a create Graph took (created or rejected): the rate climbs back towards

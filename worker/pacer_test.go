@@ -10,9 +10,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// cut makes p see a 429 after a second in which Graph accepted accepted creates.
-func cut(p *pacer, accepted int) {
-	p.lastCut, p.accepts = time.Now().Add(-time.Second), accepted
+// cut makes p see a 429 after a second in which Graph accepted accepted creates and
+// throttled none.
+func cut(p *pacer, accepted int) { cutThrottled(p, accepted, 0) }
+
+// cutThrottled makes p see a 429 after a second in which Graph accepted accepted creates
+// and throttled throttled more.
+func cutThrottled(p *pacer, accepted, throttled int) {
+	p.lastCut, p.accepts, p.throttles = time.Now().Add(-time.Second), accepted, throttled
 	p.throttled(0)
 }
 
@@ -27,6 +32,8 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 		{"a 429 cuts the rate by rateCut at least", 100, func(p *pacer) { cut(p, 1000) }, 100 * rateCut},
 		{"down to the rate Graph accepted", 100, func(p *pacer) { cut(p, 70) }, 70},
 		{"by half at most", 100, func(p *pacer) { cut(p, 10) }, 100 * deepestCut},
+		{"a few 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 0, saturated-2) }, 100 * deepestCut},
+		{"saturated: down to what Graph accepted", 100, func(p *pacer) { cutThrottled(p, 10, 50) }, 10},
 		{"30 concurrent 429s are one cut", 100, func(p *pacer) {
 			cut(p, 1000)
 			for range 29 {
