@@ -40,7 +40,9 @@ func eachMessage(ctx context.Context, js jetstream.JetStream, stream string, fn 
 				return err
 			}
 			meta, err := msg.Metadata()
-			if err == nil && meta.Sequence.Stream >= last {
+			// NumPending 0: nothing follows, also when the last messages were deleted (a
+			// redrive), which would otherwise cost a pull's wait to find out.
+			if err == nil && (meta.Sequence.Stream >= last || meta.NumPending == 0) {
 				return nil
 			}
 		}
