@@ -66,3 +66,26 @@ func TestGraphClientFromSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestGraphBatchSettings(t *testing.T) {
+	cases := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--graph-batch", "20", "--concurrency", "20"}, ""},
+		{[]string{"--graph-batch", "21"}, "--graph-batch must be from 1 to 20"},
+		{[]string{"--graph-batch", "20", "--concurrency", "19"}, "--graph-batch must be at most --concurrency"},
+	}
+	for _, tt := range cases {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var s settings
+			s.register(fs)
+			err := s.parse(fs, tt.args)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -118,6 +118,7 @@ func (s *settings) validate() error {
 	check(s.Burst >= 1, "--burst must be at least 1")
 	check(s.Concurrency >= 1, "--concurrency must be at least 1")
 	check(s.GraphBatch >= 1 && s.GraphBatch <= 20, "--graph-batch must be from 1 to 20")
+	check(s.GraphBatch <= s.Concurrency, "--graph-batch must be at most --concurrency: a batch fills only with that many creates in flight")
 	check(s.MaxAttempts >= 1, "--max-attempts must be at least 1")
 	check(s.AckWait >= time.Second, "--ack-wait must be at least 1s")
 	check(s.GraphTimeout > 0, "--graph-timeout must be above 0")
