@@ -20,11 +20,12 @@ type progress interface {
 	done(publishSnapshot)
 }
 
-func newProgress(w io.Writer, size int64) progress {
+// newProgress picks the display for w; size is the input's, -1 when unknown.
+func newProgress(w io.Writer, size int64, validating bool) progress {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return newProgressBar(f, size)
 	}
-	return &progressLines{w: w, size: size}
+	return &progressLines{w: w, size: size, validating: validating}
 }
 
 // progressBar measures the file's bytes, the only total known before the end, so the ETA
@@ -70,8 +71,9 @@ func (b *progressBar) done(publishSnapshot) {
 
 // progressLines prints a line every few seconds.
 type progressLines struct {
-	w    io.Writer
-	size int64
+	w          io.Writer
+	size       int64
+	validating bool
 }
 
 func (p *progressLines) interval() time.Duration { return 5 * time.Second }
@@ -82,8 +84,11 @@ func (p *progressLines) show(s publishSnapshot) {
 		left := time.Duration(float64(s.elapsed) * float64(p.size-s.bytes) / float64(s.bytes))
 		where = fmt.Sprintf(" (%.0f%%, about %s left)", 100*float64(s.bytes)/float64(p.size), left.Round(time.Second))
 	}
-	fmt.Fprintf(p.w, "progress: %d lines%s, %.0f lines/s: %d published, %d duplicates, %d invalid\n",
-		s.lines, where, s.rate(), s.published, s.duplicates, s.invalid)
+	counts := fmt.Sprintf("%d published, %d duplicates, %d invalid", s.published, s.duplicates, s.invalid)
+	if p.validating {
+		counts = fmt.Sprintf("%d valid, %d invalid", s.ok, s.invalid)
+	}
+	fmt.Fprintf(p.w, "progress: %d lines%s, %.0f lines/s: %s\n", s.lines, where, s.rate(), counts)
 }
 
 func (p *progressLines) clear() {}

@@ -58,7 +58,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer in.Close()
 
 	p := &publishRun{lines: newLineReader(in), out: &lockedWriter{w: stdout}, start: time.Now()}
-	prog := newProgress(stderr, size)
+	prog := newProgress(stderr, size, *validate)
 	p.out.before = prog.clear
 	stopProgress := every(prog.interval(), func() { prog.show(p.snapshot()) })
 
