@@ -13,17 +13,14 @@ import (
 // configured rate (HWSTATE_RATE) is the ceiling, never passed; the tenant's real limit,
 // which depends on other apps and replicas, is found from below it.
 const (
-	// rateCut is what a 429 leaves of the rate at least. A gentle cut keeps the sawtooth
-	// between 90% and 100% of the tenant's limit, so the average stays near 95% of it.
+	// rateCut is what a 429 leaves of the rate. A gentle cut keeps the sawtooth between 90%
+	// and 100% of the tenant's limit, so the average stays near 95% of it.
 	rateCut = 0.9
-	// deepestCut is what a 429 leaves of the rate at most: a cut goes down to the rate Graph
-	// accepted since the last one, which finds a limit ten times lower in a few cuts, but
-	// never below half, because a worker that was idle accepted little without that being
-	// the tenant's limit.
-	deepestCut = 0.5
-	// saturated is how many 429s, and at least as many as successes, since the last cut make
-	// the accepted rate trusted below deepestCut: a worker sending flat out into a tenant
-	// that throttles most of it, not one that was idle.
+	// saturated is how many 429s, and at least as many as successes, since the last cut show
+	// a worker sending far above the tenant's limit: then the cut goes straight down to the
+	// rate Graph accepted, which finds a limit ten times lower at once. Otherwise what was
+	// accepted says little (the worker may have had little to send, or too little CPU to
+	// send it), and the cut is rateCut.
 	saturated = 10
 	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
 	// flight when the first came in say nothing new, so a burst of them is one cut.
@@ -79,8 +76,8 @@ func (p *pacer) wait(ctx context.Context) error {
 }
 
 // throttled answers a 429: every sender waits d from now (unless a longer pause is already
-// on), and the rate is cut, at most once per cutWindow: to the rate Graph accepted since
-// the last cut, but by rateCut at least and, unless Graph was saturated, deepestCut at most.
+// on), and the rate is cut, at most once per cutWindow: by rateCut, or down to the rate
+// Graph accepted since the last cut when it throttled most of what was sent.
 func (p *pacer) throttled(d time.Duration) {
 	now := time.Now()
 	p.mu.Lock()
@@ -98,14 +95,12 @@ func (p *pacer) throttled(d time.Duration) {
 	if since < cutWindow {
 		return
 	}
-	accepted := float64(p.accepts) / since.Seconds()
-	deepest := p.current * deepestCut
+	next := p.current * rateCut
 	if p.throttles >= max(p.accepts, saturated) {
-		// Graph throttled most of what was sent: what it accepted is its limit, however low.
-		deepest = rateFloor
+		next = min(next, float64(p.accepts)/since.Seconds())
 	}
 	p.lastCut, p.accepts, p.throttles = now, 0, 0
-	p.setLocked(max(min(p.current*rateCut, accepted), deepest, rateFloor))
+	p.setLocked(max(next, rateFloor))
 }
 
 // accepted answers a create Graph took (created or rejected): the rate climbs back towards

@@ -30,10 +30,11 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 	}{
 		{"starts at the configured rate", 100, func(*pacer) {}, 100},
 		{"a 429 cuts the rate by rateCut at least", 100, func(p *pacer) { cut(p, 1000) }, 100 * rateCut},
-		{"down to the rate Graph accepted", 100, func(p *pacer) { cut(p, 70) }, 70},
-		{"by half at most", 100, func(p *pacer) { cut(p, 10) }, 100 * deepestCut},
-		{"a few 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 0, saturated-2) }, 100 * deepestCut},
+		{"an idle worker's cut is rateCut", 100, func(p *pacer) { cut(p, 10) }, 100 * rateCut},
+		{"a few 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 0, saturated-2) }, 100 * rateCut},
+		{"more successes than 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 60, 50) }, 100 * rateCut},
 		{"saturated: down to what Graph accepted", 100, func(p *pacer) { cutThrottled(p, 10, 50) }, 10},
+		{"saturated, yet by rateCut at least", 100, func(p *pacer) { cutThrottled(p, 95, 100) }, 100 * rateCut},
 		{"30 concurrent 429s are one cut", 100, func(p *pacer) {
 			cut(p, 1000)
 			for range 29 {
@@ -45,7 +46,7 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 			cut(p, 1000)
 		}, 100 * rateCut * rateCut},
 		{"none within a window of the start", 100, func(p *pacer) { p.throttled(0) }, 100},
-		{"never below the floor", 0.15, func(p *pacer) { cut(p, 0) }, rateFloor},
+		{"never below the floor", 0.15, func(p *pacer) { cutThrottled(p, 0, 100) }, rateFloor},
 		{"successes climb additively", 100, func(p *pacer) {
 			cut(p, 1000)
 			for range 10 {
