@@ -7,11 +7,13 @@ package deploy_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -510,6 +512,43 @@ func TestRulesAndDashboardUseExportedMetrics(t *testing.T) {
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
 		if strings.HasPrefix(name, "hwstate_") && base == name && !used[name] && !used[name+"_bucket"] {
 			t.Errorf("%s is exported but neither a rule nor the dashboard uses it", name)
+		}
+	}
+}
+
+// TestKustomizeBuilds renders the kustomization with kubectl's built-in kustomize, where
+// kubectl is installed: the paths, the image override and the labels resolve.
+func TestKustomizeBuilds(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not installed")
+	}
+	out, err := exec.Command(kubectl, "kustomize", filepath.Join(root, "deploy")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+	}
+	kinds := map[string]int{}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		kinds[doc["kind"].(string)]++
+		if ns := dig(doc, "metadata", "namespace"); doc["kind"] != "Namespace" && ns != "hwstate" {
+			t.Errorf("%s %v in namespace %v, want hwstate", doc["kind"], dig(doc, "metadata", "name"), ns)
+		}
+		if doc["kind"] == "Deployment" {
+			if img, _ := dig(doc, "spec", "template", "spec", "containers", 0, "image").(string); !strings.Contains(img, "/hwstate:") {
+				t.Errorf("Deployment image %q: the kustomization's image override did not apply", img)
+			}
+		}
+	}
+	for _, kind := range []string{"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget", "ScaledObject"} {
+		if kinds[kind] != 1 {
+			t.Errorf("%d %s objects rendered, want 1", kinds[kind], kind)
 		}
 	}
 }
