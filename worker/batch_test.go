@@ -21,11 +21,14 @@ func TestBatchOf20Creates1000Events(t *testing.T) {
 	h.cfg.Concurrency, h.cfg.Rate, h.cfg.Burst = 40, 100000, 100
 	h.batching(20, 20*time.Millisecond)
 	const n = 1000
-	start := time.Now()
-	h.start()
+	// The first worker makes the streams; the events wait for the second, so the batches
+	// show what the Batcher does, not how fast this machine publishes.
+	h.start().stop(t)
 	for i := range n {
 		h.publish(fmt.Sprintf("b-%d", i), event(configOK, i))
 	}
+	start := time.Now()
+	h.start()
 	out := h.waitOutputs(n, 60*time.Second)
 	elapsed := time.Since(start)
 	if len(out.dlq) != 0 {
@@ -40,8 +43,8 @@ func TestBatchOf20Creates1000Events(t *testing.T) {
 	s := h.emu.Stats()
 	t.Logf("%d events in %d $batch requests (%.1f creates each) in %s", n, s.Batches, float64(s.Creates)/float64(s.Batches), elapsed.Round(time.Millisecond))
 	// 50 when every batch is full; the tail of each pull and a busy machine split some.
-	if s.Creates != n || s.Duplicates != 0 || s.Batches < n/20 || s.Batches > n/20*3 {
-		t.Errorf("emulator %+v: want %d creates in %d to %d batches", s, n, n/20, n/20*3)
+	if s.Creates != n || s.Duplicates != 0 || s.Batches < n/20 || s.Batches > n/20*2 {
+		t.Errorf("emulator %+v: want %d creates in %d to %d batches", s, n, n/20, n/20*2)
 	}
 }
 
