@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/hwstate/hwstate/graph"
+)
+
+func TestEmulateGraphFlags(t *testing.T) {
+	const id = "00000000-0000-4000-8000-000000000429"
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--outage-for", "1h", "--throttle-ids", id,
+			"--reject-ids", id, "--fail-status", "502", "--seed", "7"}, &stdout, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("emulate-graph: %v", err)
+		}
+	})
+	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/beta`)
+	deadline := time.Now().Add(10 * time.Second)
+	var m []string
+	for m = addr.FindStringSubmatch(stdout.String()); m == nil; m = addr.FindStringSubmatch(stdout.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no address in %q", stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + m[1] + "/_emulator/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got graph.EmulatorConfig
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := graph.EmulatorConfig{OutageFor: time.Hour, ThrottleIDs: []string{id}, RejectIDs: []string{id},
+		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config %+v\nwant %+v", got, want)
+	}
+	if r, err := http.Post("http://"+m[1]+"/beta/$batch", "application/json", nil); err != nil || r.StatusCode != 503 {
+		t.Errorf("in the outage window: %v %v", r, err)
+	} else {
+		r.Body.Close()
+	}
+}
+
+func TestEmulateGraphRefusesBadFlags(t *testing.T) {
+	err := runEmulator(context.Background(), []string{"--addr", "127.0.0.1:0", "--fail-ids", "nope"}, io.Discard, io.Discard)
+	if err == nil || !regexp.MustCompile(`failIds: "nope" is not a GUID`).MatchString(err.Error()) {
+		t.Errorf("err %v", err)
+	}
+}
