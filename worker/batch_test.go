@@ -42,9 +42,10 @@ func TestBatchOf20Creates1000Events(t *testing.T) {
 	}
 	s := h.emu.Stats()
 	t.Logf("%d events in %d $batch requests (%.1f creates each) in %s", n, s.Batches, float64(s.Creates)/float64(s.Batches), elapsed.Round(time.Millisecond))
-	// 50 when every batch is full; the tail of each pull and a busy machine split some.
-	if s.Creates != n || s.Duplicates != 0 || s.Batches < n/20 || s.Batches > n/20*2 {
-		t.Errorf("emulator %+v: want %d creates in %d to %d batches", s, n, n/20, n/20*2)
+	// 50 when every batch is full; the tail of each pull and a busy machine split some
+	// (55 to 75 seen on 2 shared cores); without batching it would be 1000.
+	if s.Creates != n || s.Duplicates != 0 || s.Batches < n/20 || s.Batches > n/20*3 {
+		t.Errorf("emulator %+v: want %d creates in %d to %d batches", s, n, n/20, n/20*3)
 	}
 }
 
