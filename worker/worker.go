@@ -236,7 +236,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	id := idOf(msg, meta)
-	log := w.log.With(zap.String("event_id", id.value))
+	// Lazily: most events log nothing, and an eager With encodes the field every time.
+	log := w.log.WithLazy(zap.String("event_id", id.value))
 
 	rec, hit, err := w.ledger.get(ctx, id)
 	if err != nil {
