@@ -36,6 +36,7 @@ type Worker struct {
 	breaker *gobreaker.CircuitBreaker[graph.Response]
 	sending chan struct{} // a slot per create in flight
 	held    holdings
+	claims  claims
 	ledger  *ledger
 	metrics *Metrics
 
@@ -236,10 +237,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	id := idOf(msg, meta)
-	// Lazily: most events log nothing, and an eager With encodes the field every time.
-	log := w.log.WithLazy(zap.String("event_id", id.value))
+	log := w.log.With(zap.String("event_id", id.value))
+	release, err := w.claims.claim(ctx, id.value)
+	if err != nil {
+		w.handBack(msg) // shutdown while another delivery of it was being handled
+		return
+	}
+	defer release()
 
-	rec, hit, err := w.ledger.get(ctx, id)
+	var rec record
+	var hit bool
+	err = retryNATS(ctx, func(ctx context.Context) (err error) {
+		rec, hit, err = w.ledger.get(ctx, id)
+		return err
+	})
 	if err != nil {
 		log.Warn("ledger unavailable; handing the event back", zap.Error(err))
 		w.handBack(msg)
@@ -260,13 +271,34 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.record(ctx, msg, id, rec, true, log)
 }
 
+// natsTry bounds one try of a JetStream request: one sent as the connection drops is never
+// answered, and waiting for it would use up the time to try again once reconnected.
+const natsTry = 5 * time.Second
+
+// retryNATS tries op until it succeeds or ctx is done, so that a NATS server restart or a
+// cluster election (seconds) does not turn into a lost ledger record: without one, the
+// redelivery would create the event again.
+func retryNATS(ctx context.Context, op func(context.Context) error) error {
+	for {
+		try, cancel := context.WithTimeout(ctx, natsTry)
+		err := op(try)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if sleep(ctx, 250*time.Millisecond) != nil {
+			return err
+		}
+	}
+}
+
 // record writes the outcome to the ledger (when new), publishes it, and only then acks.
 func (w *Worker) record(ctx context.Context, msg jetstream.Msg, id eventID, rec record, isNew bool, log *zap.Logger) {
 	defer w.held.remove(msg)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if isNew {
-		if err := w.ledger.put(ctx, id, rec); err != nil {
+		if err := retryNATS(ctx, func(ctx context.Context) error { return w.ledger.put(ctx, id, rec) }); err != nil {
 			// Publishing and acking still record the outcome; only a crash before the ack
 			// would lead to a second create.
 			log.Error("ledger write failed", zap.Error(err))
@@ -276,7 +308,11 @@ func (w *Worker) record(ctx context.Context, msg jetstream.Msg, id eventID, rec 
 	if rec.Outcome == Created {
 		subject = w.cfg.ResultSubject
 	}
-	if _, err := w.js.PublishMsg(ctx, newOutputMsg(subject, id.value, rec.Body)); err != nil {
+	err := retryNATS(ctx, func(ctx context.Context) error {
+		_, err := w.js.PublishMsg(ctx, newOutputMsg(subject, id.value, rec.Body))
+		return err
+	})
+	if err != nil {
 		// Not acked: the event comes back and its ledger record is published again.
 		log.Error("publishing the outcome failed; the event will be redelivered", zap.String("outcome", string(rec.Outcome)), zap.Error(err))
 		if err := msg.NakWithDelay(time.Second); err != nil {

@@ -1,0 +1,287 @@
+package main_test
+
+import (
+	"context"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
+)
+
+// hwstate is the binary the process tests run, built on first use.
+var hwstate *proctest.Binary
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hwstate-proctest-")
+	if err != nil {
+		panic(err)
+	}
+	hwstate = proctest.NewBinary(dir)
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testToken = "process-test-token"
+
+// rig is JetStream (one server or a cluster), the Graph emulator, and the environment that
+// points `hwstate run` at them.
+type rig struct {
+	t     *testing.T
+	js    jetstream.JetStream
+	graph *proctest.Graph
+	env   []string
+}
+
+func newRig(t *testing.T, servers []*natstest.Server, emu graph.EmulatorConfig) *rig {
+	t.Helper()
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	url := strings.Join(urls, ",")
+	_, js := natstest.Connect(t, url, servers[0].ClientOptions()...)
+	if emu.Token == "" {
+		emu.Token = testToken
+	}
+	g := proctest.NewGraph(t, emu)
+	return &rig{t: t, js: js, graph: g, env: []string{
+		"HWSTATE_NATS_URL=" + url,
+		"HWSTATE_GRAPH_BASE_URL=" + g.URL,
+		"HWSTATE_GRAPH_TOKEN=" + testToken,
+		"HWSTATE_HTTP_ADDR=127.0.0.1:0",
+		"HWSTATE_RATE=2000",
+		"HWSTATE_BURST=50",
+		"HWSTATE_ACK_WAIT=5s",
+		"HWSTATE_LOG_LEVEL=info",
+	}}
+}
+
+// skipShort skips a process test under -short: each runs for seconds and builds the binary.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test: skipped with -short")
+	}
+}
+
+// start runs `hwstate run` with the rig's environment and extra variables (which win) and
+// returns once the worker is bound to its consumer.
+func (r *rig) start(extra ...string) *proctest.Process {
+	r.t.Helper()
+	p := proctest.Start(r.t, hwstate.Path(r.t), append(slices.Clone(r.env), extra...), "run")
+	p.WaitOutput(r.t, `"msg":"worker started"`, 60*time.Second)
+	return p
+}
+
+// publish publishes n valid events ev-0 ... and returns their ids.
+func (r *rig) publish(n int) []string {
+	r.t.Helper()
+	ids := proctest.IDs(n)
+	proctest.Publish(r.t, r.js, ids, func(i int) []byte { return proctest.Event(proctest.ConfigOK, i) })
+	return ids
+}
+
+// waitDone waits for one outcome per id and checks each event has exactly one.
+func (r *rig) waitDone(ids []string, limit time.Duration) proctest.Outcomes {
+	r.t.Helper()
+	proctest.WaitCount(r.t, r.js, len(ids), limit)
+	out := proctest.ReadOutcomes(r.t, r.js)
+	out.CheckExactlyOnce(r.t, ids)
+	return out
+}
+
+// waitMidFlow waits until at least done outcomes are recorded and fails unless some are still
+// to come, so that what the test does next happens mid-flow.
+func (r *rig) waitMidFlow(done, of int) int {
+	r.t.Helper()
+	proctest.WaitCount(r.t, r.js, done, 60*time.Second)
+	got := proctest.Count(r.t, r.js)
+	if got >= of {
+		r.t.Fatalf("all %d events done before the test could act: not mid-flow", of)
+	}
+	return got
+}
+
+// atRisk returns, for each event Graph has created but the ledger does not hold, how many
+// creates Graph has made for it: after a crash it is created once more (README, Guarantees).
+func (r *rig) atRisk(ids []string) map[string]int {
+	r.t.Helper()
+	r.graph.Settle(r.t)
+	recorded := proctest.LedgerKeys(r.t, r.js)
+	risky := map[string]int{}
+	for _, id := range ids {
+		if c := r.graph.CreatesFor(graph.ClientRequestID(id)); c > 0 && !recorded[proctest.LedgerKey(id)] {
+			risky[id] = c
+		}
+	}
+	return risky
+}
+
+// checkCreates fails unless every event was created in Graph once, or, for an event a crash
+// left created but unrecorded (allowed: the creates it had then), once more than that.
+func (r *rig) checkCreates(ids []string, allowed map[string]int) {
+	r.t.Helper()
+	dups := 0
+	for _, id := range ids {
+		c := r.graph.CreatesFor(graph.ClientRequestID(id))
+		if c < 1 || c > 1+allowed[id] {
+			r.t.Errorf("%s: created %d times in Graph, allowed %d", id, c, 1+allowed[id])
+		}
+		dups += max(0, c-1)
+	}
+	if s := r.graph.Stats(); int(s.Duplicates) != dups {
+		r.t.Errorf("emulator counts %d duplicates, the events %d", s.Duplicates, dups)
+	}
+}
+
+// A worker SIGKILLed three times mid-flow and restarted each time loses nothing and doubles
+// nothing, except creates that Graph had made when the kill came but the ledger did not yet
+// hold: those are counted and are the only duplicates allowed.
+func TestProcessSIGKILL(t *testing.T) {
+	skipShort(t)
+	// Latency keeps creates in flight, so a kill may land between Graph's 201 and the ledger
+	// write, or (between creates) not.
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	const n = 3000
+	p := r.start()
+	ids := r.publish(n)
+	allowed := map[string]int{}
+	start := time.Now()
+	for kill := range 3 {
+		at := r.waitMidFlow((kill+1)*n/5+rand.IntN(n/10), n)
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		p.Kill()
+		risky := r.atRisk(ids)
+		maps.Copy(allowed, risky) // the latest count is the one a restart adds to
+		t.Logf("kill %d: at least %d of %d done; %d created in Graph but not in the ledger", kill+1, at, n, len(risky))
+		p = r.start()
+	}
+	r.waitDone(ids, 2*time.Minute)
+	r.checkCreates(ids, allowed)
+	s := r.graph.Stats()
+	t.Logf("%d events through 3 SIGKILLs in %s: %d creates, %d duplicates (%d events left created but unrecorded by a kill), %d requests",
+		n, time.Since(start).Round(time.Millisecond), s.Creates, s.Duplicates, len(allowed), s.Requests)
+}
+
+// SIGTERM mid-flow: the process finishes what it sent, hands back the rest and exits 0
+// within the ack wait; a new process does the rest, every event exactly once, no duplicate.
+func TestProcessSIGTERM(t *testing.T) {
+	skipShort(t)
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 5 * time.Millisecond})
+	const n, ackWait = 2000, 10 * time.Second
+	p := r.start("HWSTATE_ACK_WAIT=" + ackWait.String())
+	ids := r.publish(n)
+	r.waitMidFlow(n/4, n)
+	sent := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, err := p.Wait(ackWait)
+	if err != nil || code != 0 {
+		t.Fatalf("after SIGTERM: exit code %d, %v; want 0 within the ack wait (%s)", code, err, ackWait)
+	}
+	took := time.Since(sent)
+	mid := proctest.Count(t, r.js)
+	if mid >= n {
+		t.Fatalf("all %d done by the time it exited: not mid-flow", n)
+	}
+	r.start("HWSTATE_ACK_WAIT=" + ackWait.String())
+	r.waitDone(ids, 2*time.Minute)
+	r.checkCreates(ids, nil)
+	t.Logf("SIGTERM: exited 0 in %s with %d of %d done; the rest after a restart, no duplicate (%+v)",
+		took.Round(time.Millisecond), mid, n, r.graph.Stats())
+}
+
+// Three processes share one durable consumer; one is SIGKILLed mid-flow and the other two
+// take over its messages after the ack wait.
+func TestProcessReplicas(t *testing.T) {
+	skipShort(t)
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	const n = 3000
+	procs := []*proctest.Process{r.start(), r.start(), r.start()}
+	ids := r.publish(n)
+	at := r.waitMidFlow(n/3, n)
+	procs[0].Kill()
+	risky := r.atRisk(ids)
+	start := time.Now()
+	r.waitDone(ids, 2*time.Minute)
+	r.checkCreates(ids, risky)
+	t.Logf("3 replicas, one killed with at least %d of %d done (%d created but not recorded): the rest in %s, %+v",
+		at, n, len(risky), time.Since(start).Round(time.Millisecond), r.graph.Stats())
+}
+
+// Graph down for 20 s mid-flow with HWSTATE_MAX_ATTEMPTS=3: the breaker holds the events,
+// nothing is dead-lettered, few requests reach Graph, and all are created once it is back.
+func TestProcessGraphOutage(t *testing.T) {
+	skipShort(t)
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	const n, outage = 1500, 20 * time.Second
+	r.start("HWSTATE_MAX_ATTEMPTS=3")
+	ids := r.publish(n)
+	r.waitMidFlow(n/5, n)
+	cfg := r.graph.Config()
+	cfg.Outage = true
+	r.graph.SetConfig(cfg)
+	before := r.graph.Stats()
+	time.Sleep(outage)
+	during := r.graph.Stats()
+	cfg.Outage = false
+	r.graph.SetConfig(cfg)
+	out := r.waitDone(ids, 2*time.Minute)
+	if len(out.DeadLetters) != 0 {
+		t.Errorf("%d dead letters for an outage", len(out.DeadLetters))
+	}
+	r.checkCreates(ids, nil)
+	t.Logf("Graph down for %s with %d of %d events still to do: %d requests reached it while down (%d answered 503)",
+		outage, n-int(before.Creates), n, during.Requests-before.Requests, during.ServerErrors-before.ServerErrors)
+}
+
+// A three-node cluster with R3 streams, consumer and ledger; the node leading the input
+// stream is stopped mid-flow. The worker knows all three URLs and carries on.
+func TestProcessClusterNodeDown(t *testing.T) {
+	skipShort(t)
+	nodes := natstest.Cluster(t)
+	r := newRig(t, nodes, graph.EmulatorConfig{})
+	const n = 2000
+	r.start("HWSTATE_REPLICAS=3")
+	ids := r.publish(n)
+	at := r.waitMidFlow(n/4, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := r.js.Stream(ctx, "HWSTATE_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("stream info %+v: %v", info, err)
+	}
+	if got := len(info.Cluster.Replicas) + 1; got != 3 {
+		t.Errorf("input stream has %d replicas, want 3", got)
+	}
+	var leader *natstest.Server
+	for _, s := range nodes {
+		if s.Name() == info.Cluster.Leader {
+			leader = s
+		}
+	}
+	if leader == nil {
+		t.Fatalf("no node named %q", info.Cluster.Leader)
+	}
+	leader.Stop()
+	start := time.Now()
+	r.waitDone(ids, 2*time.Minute)
+	r.checkCreates(ids, nil)
+	t.Logf("cluster: stream leader %s stopped with at least %d of %d done; the rest in %s, %+v",
+		info.Cluster.Leader, at, n, time.Since(start).Round(time.Millisecond), r.graph.Stats())
+}
