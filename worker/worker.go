@@ -237,7 +237,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	id := idOf(msg, meta)
-	log := w.log.With(zap.String("event_id", id.value))
+	// Lazily: most events log nothing, and an eager With encodes the field every time.
+	log := w.log.WithLazy(zap.String("event_id", id.value))
 	release, err := w.claims.claim(ctx, id.value)
 	if err != nil {
 		w.handBack(msg) // shutdown while another delivery of it was being handled
