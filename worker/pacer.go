@@ -17,18 +17,20 @@ const (
 	// and 100% of the tenant's limit, so the average stays near 95% of it.
 	rateCut = 0.9
 	// saturated is how many 429s, and at least as many as successes, since the last cut show
-	// a worker sending far above the tenant's limit: then the cut goes straight down to the
-	// rate Graph accepted, which finds a limit ten times lower at once. Otherwise what was
-	// accepted says little (the worker may have had little to send, or too little CPU to
-	// send it), and the cut is rateCut.
-	saturated = 10
+	// a worker sending far above the tenant's limit: then the cut goes down to the rate
+	// Graph accepted, but to no less than deepestCut, which finds a limit ten times lower in
+	// two cuts. Otherwise what was accepted says little (the worker may have had little to
+	// send, or too little CPU to send it), and the cut is rateCut.
+	saturated  = 10
+	deepestCut = 0.25
 	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
 	// flight when the first came in say nothing new, so a burst of them is one cut.
 	cutWindow = 200 * time.Millisecond
 	// rateStep is what each accepted create adds to the rate (per second). Added per
-	// success, the climb is 2% per second of the current rate whatever its scale, slow
-	// enough that one cycle below the limit holds hundreds of creates for each 429.
-	rateStep = 0.02
+	// success, the climb is 5% per second of the current rate whatever its scale: from a
+	// cut to the limit in 2 s, a cycle of some 200 creates at 100/s for each 429, and a
+	// cut too deep (a stall that looked like saturation) made good in seconds.
+	rateStep = 0.05
 	// rateFloor keeps a worker that was throttled hard from stopping altogether.
 	rateFloor = 0.1
 )
@@ -97,7 +99,7 @@ func (p *pacer) throttled(d time.Duration) {
 	}
 	next := p.current * rateCut
 	if p.throttles >= max(p.accepts, saturated) {
-		next = min(next, float64(p.accepts)/since.Seconds())
+		next = min(next, max(float64(p.accepts)/since.Seconds(), p.current*deepestCut))
 	}
 	p.lastCut, p.accepts, p.throttles = now, 0, 0
 	p.setLocked(max(next, rateFloor))

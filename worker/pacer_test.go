@@ -33,7 +33,8 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 		{"an idle worker's cut is rateCut", 100, func(p *pacer) { cut(p, 10) }, 100 * rateCut},
 		{"a few 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 0, saturated-2) }, 100 * rateCut},
 		{"more successes than 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 60, 50) }, 100 * rateCut},
-		{"saturated: down to what Graph accepted", 100, func(p *pacer) { cutThrottled(p, 10, 50) }, 10},
+		{"saturated: down to what Graph accepted", 100, func(p *pacer) { cutThrottled(p, 40, 50) }, 40},
+		{"saturated: by deepestCut at most", 100, func(p *pacer) { cutThrottled(p, 10, 50) }, 100 * deepestCut},
 		{"saturated, yet by rateCut at least", 100, func(p *pacer) { cutThrottled(p, 95, 100) }, 100 * rateCut},
 		{"30 concurrent 429s are one cut", 100, func(p *pacer) {
 			cut(p, 1000)
