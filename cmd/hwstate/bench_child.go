@@ -113,8 +113,10 @@ type procUsage struct {
 // userHZ is the unit of the CPU times in /proc/<pid>/stat, fixed at 100 by the Linux ABI.
 const userHZ = 100
 
-func (c *workerChild) usage() (procUsage, error) {
-	pid := c.cmd.Process.Pid
+func (c *workerChild) usage() (procUsage, error) { return usageOf(c.cmd.Process.Pid) }
+
+// usageOf reads a process's usage from /proc.
+func usageOf(pid int) (procUsage, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return procUsage{}, err

@@ -84,7 +84,10 @@ func (r *benchResult) figures() benchFigures {
 			requests, throttled = requests-s.requests, throttled-s.throttled
 		}
 	}
-	add("graph_requests", "Graph requests", float64(r.requests), 0)
+	add("graph_requests", "Graph creates sent (429s included)", float64(r.requests), 0)
+	if sc.graphBatch > 1 {
+		add("graph_batches", "Graph $batch requests", float64(r.batches), 0)
+	}
 	add("graph_429", "Graph 429s", float64(r.throttled), 0)
 	share := 0.0
 	if requests > 0 {
@@ -100,6 +103,7 @@ func (r *benchResult) figures() benchFigures {
 		cpuFrom = s.cpu
 	}
 	add("cpu_percent", "cpu % of a core", 100*(r.atEnd.cpu-cpuFrom).Seconds()/r.end.Sub(from).Seconds(), 2)
+	add("server_cpu_percent", "JetStream+emulator cpu % of a core", 100*r.serverCPU.Seconds()/r.end.Sub(r.ready).Seconds(), 1)
 	peak := r.atEnd.hwmKiB
 	if r.rusage != nil {
 		peak = max(peak, r.rusage.Maxrss) // KiB on Linux

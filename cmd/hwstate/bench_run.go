@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -27,16 +28,20 @@ type benchSample struct {
 
 // benchResult is everything a run measured.
 type benchResult struct {
-	sc        benchScenario
-	ready     time.Time // when the worker was bound to its consumer
-	end       time.Time // when every event had its outcome, or the duration was over
-	samples   []benchSample
-	atEnd     procUsage // the worker's usage at end, before it was stopped
+	sc      benchScenario
+	ready   time.Time // when the worker was bound to its consumer
+	end     time.Time // when every event had its outcome, or the duration was over
+	samples []benchSample
+	atEnd   procUsage // the worker's usage at end, before it was stopped
+	// The bench's own CPU (JetStream and the emulator) from ready to end: what else the
+	// machine was busy with.
+	serverCPU time.Duration
 	rusage    *syscall.Rusage
 	latencies []time.Duration // publish to outcome, per event with an outcome
 	outTimes  []time.Time     // the outcome's stream timestamp, per event with an outcome
 	consumer  *jetstream.ConsumerInfo
 	requests  uint64
+	batches   uint64
 	throttled uint64
 	creates   uint64
 	dupes     uint64
@@ -79,6 +84,10 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 		return nil, err
 	}
 	res := &benchResult{sc: sc, ready: time.Now()}
+	self, err := usageOf(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(stderr, "bench: scenario %s: %s\n", sc.name, sc.summary)
 
 	pubCtx, stopPublishing := context.WithCancel(ctx)
@@ -124,6 +133,11 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 	if res.atEnd, err = child.usage(); err != nil {
 		return nil, err
 	}
+	selfEnd, err := usageOf(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	res.serverCPU = selfEnd.cpu - self.cpu
 	cons, err := env.js.Consumer(ctx, worker.DefaultStream, worker.DefaultConsumer)
 	if err != nil {
 		return nil, err
@@ -132,7 +146,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 		return nil, err
 	}
 	st := env.emu.Stats()
-	res.requests, res.throttled, res.creates, res.dupes = env.requests(), env.throttled(), st.Creates, st.Duplicates
+	res.requests, res.batches, res.throttled, res.creates, res.dupes = env.requests(), st.Batches, env.throttled(), st.Creates, st.Duplicates
 	if res.rusage, err = child.stop(time.Minute); err != nil {
 		return nil, err
 	}
