@@ -21,11 +21,14 @@ func TestThrottleAdaptsToTheTenantsLimit(t *testing.T) {
 	)
 	h := newHarness(t, graph.EmulatorConfig{Rate: tenantRate, Burst: 5})
 	h.cfg.Rate, h.cfg.Burst = 1000, 1
-	h.start()
-	start := time.Now()
+	// The first worker makes the streams; the events wait for the second, whose clock starts
+	// with all of them there to send.
+	h.start().stop(t)
 	for i := range n {
 		h.publish(fmt.Sprintf("t-%d", i), event(configOK, i))
 	}
+	h.start()
+	start := time.Now()
 	time.Sleep(time.Until(start.Add(settle)))
 	early := h.emu.Stats()
 	settled := time.Now()
