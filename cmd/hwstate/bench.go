@@ -34,9 +34,12 @@ type benchScenario struct {
 	concurrency int
 	ackWait     time.Duration
 	graphBatch  int
+	fetchBatch  int // 0: auto
 	// publishRate paces publishing while the worker runs (events/s); 0 publishes every event
 	// before the worker starts, a backlog it drains.
 	publishRate float64
+	// publishCommand measures `hwstate publish` of events lines instead of the worker.
+	publishCommand bool
 	// duration, when set, runs the worker for that long instead of until every event has its
 	// outcome; rates are then taken after warmup.
 	duration, warmup time.Duration
@@ -92,6 +95,14 @@ func benchScenarios() []benchScenario {
 			},
 		},
 		{
+			name: "publish", summary: "`hwstate publish` of an NDJSON file into the local JetStream",
+			events: 1_000_000, publishCommand: true,
+			targets: []benchTarget{
+				{figure: "events/s", atLeast: true, value: 40000},
+				{figure: "RSS growth MiB (after 10%)", value: 8},
+			},
+		},
+		{
 			name: "idle", summary: "the worker with nothing to do",
 			rate: worker.DefaultRate, burst: 1, concurrency: worker.DefaultConcurrency, ackWait: worker.DefaultAckWait, graphBatch: 1,
 			duration: 25 * time.Second, warmup: 5 * time.Second,
@@ -115,6 +126,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("graph-batch", 0, "worker's HWSTATE_GRAPH_BATCH (0: the scenario's)")
 	concurrency := fs.Int("concurrency", 0, "worker's HWSTATE_CONCURRENCY (0: the scenario's)")
 	rate := fs.Float64("rate", 0, "worker's HWSTATE_RATE (0: the scenario's)")
+	fetch := fs.Int("fetch-batch", 0, "worker's HWSTATE_FETCH_BATCH (0: auto)")
 	duration := fs.Duration("duration", 0, "how long a timed scenario (tenant, tenant-bucket, idle) runs (0: the scenario's)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up when the events have not all reached an outcome by then")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
@@ -136,6 +148,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	override(&sc.events, *events)
 	override(&sc.graphBatch, *batch)
 	override(&sc.concurrency, *concurrency)
+	override(&sc.fetchBatch, *fetch)
 	if *rate > 0 {
 		sc.rate = *rate
 	}
@@ -146,13 +159,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("--events must be above 0")
 	}
 
-	run, err := benchRun(ctx, sc, *timeout, stderr)
-	if err != nil {
-		return err
+	var fig benchFigures
+	var samples []benchSample
+	if sc.publishCommand {
+		var err error
+		if fig, samples, err = benchPublishCommand(ctx, sc, *timeout, stderr); err != nil {
+			return err
+		}
+	} else {
+		run, err := benchRun(ctx, sc, *timeout, stderr)
+		if err != nil {
+			return err
+		}
+		fig, samples = run.figures(), run.samples
 	}
-	fig := run.figures()
 	if *plot != "" {
-		if err := os.WriteFile(*plot, plotSVG(sc, run.samples), 0o644); err != nil {
+		if err := os.WriteFile(*plot, plotSVG(sc, samples), 0o644); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}

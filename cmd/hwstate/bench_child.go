@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// workerChild is `hwstate run` started by the bench as a child process, so that the CPU and
-// memory it uses are measured apart from JetStream's and the emulator's.
+// workerChild is `hwstate run` (or `publish`) started by the bench as a child process, so
+// that the CPU and memory it uses are measured apart from JetStream's and the emulator's.
 type workerChild struct {
 	cmd      *exec.Cmd
 	httpAddr string
@@ -27,23 +27,13 @@ type workerChild struct {
 }
 
 // startWorkerChild runs this executable's `run` command with the scenario's settings as
-// HWSTATE_* variables; any HWSTATE_* of the bench's own environment is left out.
+// HWSTATE_* variables.
 func startWorkerChild(sc benchScenario, env *benchEnv, stderr io.Writer) (*workerChild, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the hwstate executable: %w", err)
-	}
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "run")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HWSTATE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range map[string]string{
+	settings := map[string]string{
 		"NATS_URL":       env.natsURL,
 		"GRAPH_BASE_URL": env.graphURL,
 		"GRAPH_TOKEN":    benchToken,
@@ -54,14 +44,39 @@ func startWorkerChild(sc benchScenario, env *benchEnv, stderr io.Writer) (*worke
 		"GRAPH_BATCH":    strconv.Itoa(sc.graphBatch),
 		"HTTP_ADDR":      addr,
 		"LOG_LEVEL":      "warn",
-	} {
+	}
+	if sc.fetchBatch > 0 {
+		settings["FETCH_BATCH"] = strconv.Itoa(sc.fetchBatch)
+	}
+	c, err := startChild([]string{"run"}, settings, stderr, stderr)
+	if err != nil {
+		return nil, err
+	}
+	c.httpAddr = addr
+	return c, nil
+}
+
+// startChild runs this executable with args and the given HWSTATE_* variables (names
+// without the prefix); any HWSTATE_* of the bench's own environment is left out.
+func startChild(args []string, settings map[string]string, stdout, stderr io.Writer) (*workerChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the hwstate executable: %w", err)
+	}
+	cmd := exec.Command(exe, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HWSTATE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range settings {
 		cmd.Env = append(cmd.Env, "HWSTATE_"+k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the worker: %w", err)
+		return nil, fmt.Errorf("starting hwstate %s: %w", args[0], err)
 	}
-	c := &workerChild{cmd: cmd, httpAddr: addr, exited: make(chan struct{})}
+	c := &workerChild{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		c.waitErr = cmd.Wait()
 		close(c.exited)

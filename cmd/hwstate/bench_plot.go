@@ -46,8 +46,12 @@ func plotSVG(sc benchScenario, samples []benchSample) []byte {
 		throttled[i] = float64(s.throttled-samples[i-1].throttled) / dt
 	}
 	budget := sc.tenantBudget()
+	eventsTitle := "events/s (outcomes recorded)"
+	if sc.publishCommand {
+		eventsTitle = "events/s (published into the stream)"
+	}
 	panels := []plotSeries{
-		{title: "events/s (outcomes recorded)", color: "#1f77b4", values: events, ref: budget},
+		{title: eventsTitle, color: "#1f77b4", values: events, ref: budget},
 		{title: "Graph 429s per second", color: "#d62728", values: throttled},
 		{title: "worker's rate limit (hwstate_rate_limit, creates/s)", color: "#2ca02c", values: limit, ref: budget},
 	}

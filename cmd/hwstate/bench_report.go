@@ -42,9 +42,7 @@ type benchFigures struct {
 func (r *benchResult) figures() benchFigures {
 	sc := r.sc
 	f := benchFigures{sc: sc}
-	add := func(key, label string, v float64, decimals int) {
-		f.list = append(f.list, benchFigure{key, label, v, decimals})
-	}
+	add := f.add
 	events := len(r.outTimes)
 	timed := sc.duration > 0
 	from := r.ready
@@ -114,6 +112,10 @@ func (r *benchResult) figures() benchFigures {
 	return f
 }
 
+func (f *benchFigures) add(key, label string, v float64, decimals int) {
+	f.list = append(f.list, benchFigure{key, label, v, decimals})
+}
+
 // tenantBudget is the creates per second the emulated tenant allows; 0 for no limit.
 func (sc benchScenario) tenantBudget() float64 {
 	if sc.window != nil {
@@ -161,6 +163,9 @@ func (f benchFigures) verdict(t benchTarget) (want string, met bool) {
 
 func (f benchFigures) settings() string {
 	sc := f.sc
+	if sc.publishCommand {
+		return "hwstate publish --file <events, one a line> (default --max-pending)"
+	}
 	s := fmt.Sprintf("rate %g/s burst %d, concurrency %d, ack wait %s, graph batch %d", sc.rate, sc.burst, sc.concurrency, sc.ackWait, sc.graphBatch)
 	if sc.rate == unlimitedRate {
 		s = fmt.Sprintf("rate unlimited, concurrency %d, ack wait %s, graph batch %d", sc.concurrency, sc.ackWait, sc.graphBatch)
@@ -169,7 +174,7 @@ func (f benchFigures) settings() string {
 }
 
 func writeFigures(w io.Writer, f benchFigures) {
-	fmt.Fprintf(w, "scenario %s: %s\nworker: %s; %d events published; measured over %.1f s\n\n",
+	fmt.Fprintf(w, "scenario %s: %s\nmeasured: %s; %d events; over %.1f s\n\n",
 		f.sc.name, f.sc.summary, f.settings(), f.sc.events, f.seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\t\t")

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hwstate/hwstate/worker"
+)
+
+// benchPublishCommand measures `hwstate publish` as a child process: sc.events lines of an
+// NDJSON file into the bench's JetStream, its rate, CPU and whether its memory stays flat.
+func benchPublishCommand(ctx context.Context, sc benchScenario, timeout time.Duration, stderr io.Writer) (benchFigures, []benchSample, error) {
+	f := benchFigures{sc: sc}
+	env, err := startBenchEnv(sc)
+	if err != nil {
+		return f, nil, err
+	}
+	defer env.close()
+	stream, err := env.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject},
+		Storage: jetstream.FileStorage, Duplicates: time.Hour,
+	})
+	if err != nil {
+		return f, nil, fmt.Errorf("input stream: %w", err)
+	}
+	file, err := writeEventsFile(sc.events)
+	if err != nil {
+		return f, nil, err
+	}
+	defer os.Remove(file)
+
+	fmt.Fprintf(stderr, "bench: scenario %s: %s\n", sc.name, sc.summary)
+	start := time.Now()
+	child, err := startChild([]string{"publish", "--file", file}, map[string]string{"NATS_URL": env.natsURL}, stderr, io.Discard)
+	if err != nil {
+		return f, nil, err
+	}
+	var samples []benchSample
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+sampling:
+	for {
+		s := benchSample{at: time.Since(start)}
+		if u, err := child.usage(); err == nil {
+			s.cpu, s.rssKiB = u.cpu, u.rss
+		}
+		if info, err := stream.Info(ctx); err == nil {
+			s.outcomes = info.State.Msgs
+		}
+		samples = append(samples, s)
+		select {
+		case <-tick.C:
+		case <-child.exited:
+			break sampling
+		case <-deadline:
+			_ = child.cmd.Process.Kill()
+			<-child.exited
+			return f, nil, fmt.Errorf("publish did not finish within %s", timeout)
+		case <-ctx.Done():
+			_ = child.cmd.Process.Kill()
+			<-child.exited
+			return f, nil, ctx.Err()
+		}
+	}
+	elapsed := time.Since(start)
+	if !child.cmd.ProcessState.Success() {
+		return f, nil, fmt.Errorf("hwstate publish: %v", child.waitErr)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return f, nil, err
+	}
+	ru, _ := child.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	events := float64(info.State.Msgs)
+	f.seconds = elapsed.Seconds()
+	f.add("events", "events in the stream", events, 0)
+	f.add("events_per_second", "events/s", events/elapsed.Seconds(), 0)
+	f.add("cpu_ms_per_1000_events", "cpu ms/1000 events", cpu.Seconds()*1000/max(events, 1)*1000, 1)
+	f.add("cpu_percent", "cpu % of a core", 100*cpu.Seconds()/elapsed.Seconds(), 1)
+	f.add("peak_rss_mib", "peak RSS MiB", float64(ru.Maxrss)/1024, 1)
+	f.add("rss_growth_mib", "RSS growth MiB (after 10%)", rssGrowth(samples, uint64(sc.events/10)), 1)
+	return f, samples, nil
+}
+
+// rssGrowth is how much the resident set grew from the first sample with at least from events
+// published to the last one that still had a reading: flat memory is near 0.
+func rssGrowth(samples []benchSample, from uint64) float64 {
+	var first, last int64 = -1, 0
+	for _, s := range samples {
+		if s.rssKiB == 0 {
+			continue
+		}
+		if first < 0 && s.outcomes >= from {
+			first = s.rssKiB
+		}
+		last = s.rssKiB
+	}
+	if first < 0 {
+		return 0
+	}
+	return float64(last-first) / 1024
+}
+
+// writeEventsFile writes n distinct valid events, one a line, to a temporary file.
+func writeEventsFile(n int) (string, error) {
+	f, err := os.CreateTemp("", "hwstate-bench-*.ndjson")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := range n {
+		_, _ = w.WriteString(demoEvent(benchConfigID, i))
+		_ = w.WriteByte('\n')
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("writing the events file: %w", err)
+	}
+	return f.Name(), nil
+}
