@@ -77,6 +77,8 @@ type CredentialTokens struct {
 	token     string
 	fetchedAt time.Time
 	refreshAt time.Time
+	failedAt  time.Time // when the last sign-in failed, with failure
+	failure   error
 }
 
 // NewCredentialTokens checks creds and returns their TokenSource; it signs in on the first
@@ -145,8 +147,14 @@ func parseCertificate(pemData []byte) ([]*x509.Certificate, crypto.PrivateKey, e
 // force is set. A forced refresh within a second of the last sign-in returns that token:
 // it is already the new one the caller asks for.
 func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error) {
+	asked := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failedAt.After(asked) {
+		// The sign-in this caller waited for failed: signing in again, each waiter in turn,
+		// would hold every create (and shutdown) for minutes while the authority is down.
+		return "", c.failure
+	}
 	now := time.Now()
 	switch {
 	case c.token == "":
@@ -165,7 +173,8 @@ func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error
 	}
 	at, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
 	if err != nil {
-		return "", c.signInError(err)
+		c.failedAt, c.failure = time.Now(), c.signInError(err)
+		return "", c.failure
 	}
 	c.token, c.fetchedAt = at.Token, now
 	c.refreshAt = at.ExpiresOn.Add(-min(refreshMargin, at.ExpiresOn.Sub(now)/2))

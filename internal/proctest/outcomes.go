@@ -93,12 +93,12 @@ func WaitCount(t testing.TB, js jetstream.JetStream, n int, limit time.Duration)
 func ReadOutcomes(t testing.TB, js jetstream.JetStream) Outcomes {
 	t.Helper()
 	o := Outcomes{Results: map[string][]worker.Result{}, DeadLetters: map[string][]worker.DeadLetter{}}
-	each(t, js, worker.DefaultResultStream, func(m jetstream.Msg) {
+	EachMessage(t, js, worker.DefaultResultStream, func(m jetstream.Msg) {
 		var r worker.Result
 		unmarshal(t, m, &r, func() string { return r.EventID })
 		o.Results[r.EventID] = append(o.Results[r.EventID], r)
 	})
-	each(t, js, worker.DefaultDLQStream, func(m jetstream.Msg) {
+	EachMessage(t, js, worker.DefaultDLQStream, func(m jetstream.Msg) {
 		var d worker.DeadLetter
 		unmarshal(t, m, &d, func() string { return d.EventID })
 		o.DeadLetters[d.EventID] = append(o.DeadLetters[d.EventID], d)
@@ -181,7 +181,8 @@ func streamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 	return info.State.Msgs
 }
 
-func each(t testing.TB, js jetstream.JetStream, stream string, fn func(jetstream.Msg)) {
+// EachMessage calls fn for every message now in the stream, oldest first.
+func EachMessage(t testing.TB, js jetstream.JetStream, stream string, fn func(jetstream.Msg)) {
 	t.Helper()
 	n := streamMsgs(t, js, stream)
 	if n == 0 {

@@ -1,0 +1,234 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/worker"
+)
+
+// configRejected is a configuration the emulator refuses with 400, for dead letters that
+// carry Graph's answer.
+const configRejected = "00000000-0000-4000-8000-000000000400"
+
+// canary is a distinctive secret-like value, new each run.
+func canary(t *testing.T, kind string) string {
+	t.Helper()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "canary-" + kind + "-" + hex.EncodeToString(b)
+}
+
+// publishMixed publishes valid events, invalid ones and ones Graph rejects, so that every
+// path (result, invalid_event, graph_rejected) writes something.
+func (r *rig) publishMixed(valid, invalid, rejected int) []string {
+	r.t.Helper()
+	ids := proctest.IDs(valid + invalid + rejected)
+	proctest.Publish(r.t, r.js, ids, func(i int) []byte {
+		switch {
+		case i < valid:
+			return proctest.Event(proctest.ConfigOK, i)
+		case i < valid+invalid:
+			return []byte(`{"hardwareConfigurationId":"not-a-guid"`)
+		default:
+			return proctest.Event(configRejected, i)
+		}
+	})
+	return ids
+}
+
+// everythingWritten is all the worker wrote that a person or a pipeline can read: its output,
+// every result and dead letter with its headers, and every ledger record.
+func (r *rig) everythingWritten(procs ...*proctest.Process) map[string]string {
+	r.t.Helper()
+	out := map[string]string{}
+	for i, p := range procs {
+		out[fmt.Sprintf("process %d output", i+1)] = p.Output()
+	}
+	for _, stream := range []string{worker.DefaultResultStream, worker.DefaultDLQStream} {
+		var b strings.Builder
+		proctest.EachMessage(r.t, r.js, stream, func(m jetstream.Msg) {
+			fmt.Fprintf(&b, "%v %s\n", m.Headers(), m.Data())
+		})
+		out[stream] = b.String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := r.js.KeyValue(ctx, worker.DefaultLedgerBucket)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var b strings.Builder
+	for key := range proctest.LedgerKeys(r.t, r.js) {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			r.t.Fatalf("ledger %s: %v", key, err)
+		}
+		fmt.Fprintf(&b, "%s %s\n", key, e.Value())
+	}
+	out[worker.DefaultLedgerBucket] = b.String()
+	return out
+}
+
+func checkAbsent(t *testing.T, secret string, written map[string]string) {
+	t.Helper()
+	for where, text := range written {
+		if strings.Contains(text, secret) {
+			t.Errorf("the secret %q appears in %s", secret, where)
+		}
+		t.Logf("%s: %d bytes checked", where, len(text))
+	}
+}
+
+// The Graph token never appears in what the worker writes: not while Graph refuses it (401,
+// logged as the worker's credentials), not once it works, not in dead letters.
+func TestProcessTokenNeverWritten(t *testing.T) {
+	skipShort(t)
+	token := canary(t, "token")
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{
+		Token:     "not-" + token, // refused until the test puts the worker's token in force
+		RejectIDs: []string{configRejected},
+	})
+	p := r.start("HWSTATE_GRAPH_TOKEN="+token, "HWSTATE_LOG_LEVEL=debug")
+	ids := r.publishMixed(200, 20, 20)
+	deadline := time.Now().Add(30 * time.Second)
+	for r.graph.Stats().Unauthorized < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator %+v: the worker did not meet the 401s", r.graph.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cfg := r.graph.Config()
+	cfg.Token = token
+	r.graph.SetConfig(cfg)
+	out := r.waitDone(ids, time.Minute)
+	if len(out.Results) != 200 || len(out.DeadLetters) != 40 {
+		t.Errorf("%d results and %d dead letters, want 200 and 40", len(out.Results), len(out.DeadLetters))
+	}
+	if !strings.Contains(p.Output(), "DeviceManagementConfiguration.ReadWrite.All") {
+		t.Error("the 401s were not logged: the test did not exercise the error path")
+	}
+	checkAbsent(t, token, r.everythingWritten(p))
+	t.Logf("%+v", r.graph.Stats())
+}
+
+// The client secret never appears in what the worker writes, though signing in fails over
+// and over. The sign-in authority is reached through HTTPS_PROXY, a loopback proxy that
+// refuses every tunnel, so nothing leaves the machine.
+func TestProcessClientSecretNeverWritten(t *testing.T) {
+	skipShort(t)
+	secret := canary(t, "secret")
+	proxy, tunnels := refusingProxy(t)
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{})
+	p := r.start(
+		"HWSTATE_GRAPH_TOKEN=", // client credentials instead
+		"HWSTATE_TENANT_ID=00000000-0000-4000-8000-00000000000a",
+		"HWSTATE_CLIENT_ID=00000000-0000-4000-8000-00000000000b",
+		"HWSTATE_CLIENT_SECRET="+secret,
+		"HWSTATE_LOG_LEVEL=debug",
+		"HTTPS_PROXY="+proxy,
+	)
+	ids := r.publishMixed(50, 10, 0)
+	start := time.Now()
+	proctest.WaitCount(t, r.js, 10, 30*time.Second) // the invalid ones need no Graph
+	deadline := time.Now().Add(30 * time.Second)
+	for tunnels.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sign-in attempts reached the proxy", tunnels.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	signIn := time.Since(start)
+	term := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The sign-in in progress is waited for (azidentity retries it for up to about 20 s);
+	// the creates queued behind it share its failure instead of each signing in again,
+	// which took minutes. 30 s is Kubernetes' default grace period.
+	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+		t.Errorf("after SIGTERM: exit code %d, %v; want 0 within 30s", code, err)
+	}
+	stopped := time.Since(term)
+	if n := r.graph.Stats().Requests; n != 0 {
+		t.Errorf("%d requests reached Graph without a token", n)
+	}
+	out := proctest.ReadOutcomes(t, r.js)
+	if len(out.Results) != 0 || len(out.DeadLetters) != 10 {
+		t.Errorf("%d results and %d dead letters, want only the 10 invalid events dead-lettered", len(out.Results), len(out.DeadLetters))
+	}
+	if !strings.Contains(strings.ToLower(p.Output()), "sign") {
+		t.Error("no sign-in failure in the output: the test did not exercise the error path")
+	}
+	checkAbsent(t, secret, r.everythingWritten(p))
+	t.Logf("%d sign-in attempts refused at the proxy in %s; %d events waiting; exited %s after SIGTERM",
+		tunnels.Load(), signIn.Round(time.Millisecond), len(ids)-10, stopped.Round(time.Millisecond))
+}
+
+// refusingProxy is an HTTP proxy on loopback that answers every CONNECT 403; tunnels counts
+// them.
+func refusingProxy(t *testing.T) (url string, tunnels *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	tunnels = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				if req.Method == http.MethodConnect {
+					tunnels.Add(1)
+				}
+				var resp bytes.Buffer
+				resp.WriteString("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				_, _ = c.Write(resp.Bytes())
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), tunnels
+}
+
+// The worker reaches NATS over TLS (tls:// URL, HWSTATE_NATS_CA) with a .creds file
+// (HWSTATE_NATS_CREDS) against a server in operator mode that refuses anything else.
+func TestProcessNATSTLSAndCreds(t *testing.T) {
+	skipShort(t)
+	ns := natstest.Start(t, natstest.WithTLS(), natstest.WithCreds())
+	if !strings.HasPrefix(ns.ClientURL(), "tls://") {
+		t.Fatalf("URL %s", ns.ClientURL())
+	}
+	r := newRig(t, []*natstest.Server{ns}, graph.EmulatorConfig{})
+	r.start("HWSTATE_NATS_CA="+ns.CAFile, "HWSTATE_NATS_CREDS="+ns.CredsFile)
+	ids := r.publish(500)
+	r.waitDone(ids, time.Minute)
+	r.checkCreates(ids, nil)
+}
