@@ -219,7 +219,9 @@ func (r *benchResult) readLatencies(ctx context.Context, js jetstream.JetStream)
 // benchPublish publishes events from..to-1 with ids bench-<n>, acknowledged by the stream,
 // at perSecond (0: as fast as JetStream takes them, with bounded async publishes).
 func benchPublish(ctx context.Context, js jetstream.JetStream, from, to int, perSecond float64) error {
-	const chunk = 4096
+	// Acks are awaited a chunk at a time: below nats.go's bound on pending async publishes
+	// (4,000 by default), beyond which a publish fails instead of waiting.
+	const chunk = 1000
 	var tick *time.Ticker
 	step := chunk
 	if perSecond > 0 {
