@@ -9,9 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,6 +197,43 @@ func TestNewCredentialTokensRefusesHalfGivenCredentials(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), canarySecret) {
 				t.Errorf("err %q reveals the secret", err)
+			}
+		})
+	}
+}
+
+// TestForbiddenForcesOneRefresh: a 403 may come from a token issued before the admin
+// consent, so it is answered like a 401, by one fresh token and one more request.
+func TestForbiddenForcesOneRefresh(t *testing.T) {
+	cases := []struct {
+		name     string
+		tokens   *tokens
+		status   int
+		requests int32
+	}{
+		{"the fresh token has the permission", &tokens{seq: []string{"before-consent", "after-consent"}}, 201, 2},
+		{"it does not", &tokens{seq: []string{"before-consent", "still-before"}}, 403, 2},
+		{"a fixed token is not resent", &tokens{seq: []string{"before-consent"}}, 403, 1},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.Header.Get("Authorization") != "Bearer after-consent" {
+					w.WriteHeader(http.StatusForbidden)
+					_, _ = io.WriteString(w, `{"error":{"code":"Forbidden","message":"missing role"}}`)
+					return
+				}
+				w.WriteHeader(http.StatusCreated)
+				_, _ = io.WriteString(w, `{"id":"x"}`)
+			}))
+			defer srv.Close()
+			c := &Client{BaseURL: srv.URL, Tokens: tt.tokens}
+			resp, err := c.Create(context.Background(), testRequest("forbidden"))
+			if err != nil || resp.Status != tt.status || requests.Load() != tt.requests || tt.tokens.forced.Load() != 1 {
+				t.Errorf("answer %d %v after %d requests, %d forced refreshes; want %d after %d, 1",
+					resp.Status, err, requests.Load(), tt.tokens.forced.Load(), tt.status, tt.requests)
 			}
 		})
 	}

@@ -193,6 +193,7 @@ func TestCreateUnauthorized(t *testing.T) {
 		{"refresh helps", &tokens{seq: []string{"expired", testToken}}, 201, Created, 1},
 		{"refresh does not help", &tokens{seq: []string{"wrong", "still wrong"}}, 401, Systemic, 2},
 		{"refresh fails", &tokens{seq: []string{"wrong"}, forceErr: errors.New("sign-in down")}, 401, Systemic, 1},
+		{"the same token again is not resent", &tokens{seq: []string{"wrong"}}, 401, Systemic, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
