@@ -116,13 +116,6 @@ func (p *pacer) accepted() {
 	}
 }
 
-// rate is the limit in force, per second.
-func (p *pacer) rate() float64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.current
-}
-
 func (p *pacer) setLocked(perSecond float64) {
 	p.current = perSecond
 	p.limiter.SetLimit(rate.Limit(perSecond))

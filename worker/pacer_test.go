@@ -70,7 +70,7 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 			tt.steps(p)
 			// 1% of slack: the second a cut looks back on is a little longer than one.
 			near := func(got float64) bool { return math.Abs(got-tt.want) <= tt.want/100 }
-			if got := p.rate(); !near(got) {
+			if got := p.current; !near(got) {
 				t.Errorf("rate %v, want %v", got, tt.want)
 			}
 			if got := float64(p.limiter.Limit()); !near(got) {
