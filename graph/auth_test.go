@@ -103,8 +103,10 @@ func TestSignInPerCloud(t *testing.T) {
 }
 
 func TestSignInTokenLifecycle(t *testing.T) {
-	// Tokens living 3s are refreshed after 1.5s (half their life).
-	auth := entratest.Start(t, canarySecret, 3*time.Second)
+	// Tokens living 6s are refreshed after 3s (half their life), long enough for each step
+	// below on a busy machine.
+	const life = 6 * time.Second
+	auth := entratest.Start(t, canarySecret, life)
 	tokens := signIn(t, auth, Clouds()[0], ClientCredentials{Secret: canarySecret})
 	e, srv := newEmulatorServer(t, EmulatorConfig{Token: entratest.TokenPrefix + "1"})
 	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
@@ -121,14 +123,16 @@ func TestSignInTokenLifecycle(t *testing.T) {
 		wg.Wait()
 	}
 	start := time.Now()
-
-	createAll(50, 201)
-	if n := auth.Issued(); n != 1 {
-		t.Fatalf("%d sign-ins for 50 creates, want 1", n)
+	if tok, err := tokens.Token(context.Background(), false); err != nil || tok != entratest.TokenPrefix+"1" {
+		t.Fatalf("first token %q %v", tok, err)
 	}
 	// A forced refresh right after a sign-in is answered by it: a burst of 401s is one sign-in.
 	if tok, err := tokens.Token(context.Background(), true); err != nil || tok != entratest.TokenPrefix+"1" || auth.Issued() != 1 {
 		t.Fatalf("forced at once: %q %v, %d sign-ins", tok, err, auth.Issued())
+	}
+	createAll(50, 201)
+	if n := auth.Issued(); n != 1 {
+		t.Fatalf("%d sign-ins for 50 creates, want 1", n)
 	}
 
 	// Graph now wants the next token (the first was revoked): the 401 forces a sign-in
@@ -146,7 +150,7 @@ func TestSignInTokenLifecycle(t *testing.T) {
 	}
 
 	// Past half of its life the token is replaced before any 401.
-	time.Sleep(time.Until(refreshed.Add(1600 * time.Millisecond)))
+	time.Sleep(time.Until(refreshed.Add(life/2 + 100*time.Millisecond)))
 	e.SetConfig(EmulatorConfig{Token: entratest.TokenPrefix + "3"})
 	createAll(10, 201)
 	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 3 || u != 1 {
