@@ -510,7 +510,7 @@ func ExampleEmulator() {
 }
 
 func TestEmulatorOutageWindow(t *testing.T) {
-	const window = 300 * time.Millisecond
+	const window = time.Second
 	e, srv := newEmulatorServer(t, EmulatorConfig{Token: testToken, OutageFor: window})
 	start := time.Now()
 	if resp, body := validRequest(uuid.NewString()).send(t, srv); resp.StatusCode != 503 {

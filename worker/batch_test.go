@@ -58,7 +58,7 @@ func TestBatchWithMixedAnswers(t *testing.T) {
 	})
 	// A long linger, so the three events go in one batch on a busy machine too, however they
 	// are pulled; the retry goes alone when it is over.
-	h.batching(3, time.Second)
+	h.batching(3, 2*time.Second)
 	h.start()
 	h.publish("mixed-created", event(configOK, 1))
 	h.publish("mixed-rejected", event(configReject, 2))

@@ -84,7 +84,7 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 }
 
 func TestPacerPauseHoldsEverySenderAndDropsSavedTokens(t *testing.T) {
-	p := newPacer(100, 50, nil) // a full bucket of 50
+	p := newPacer(10, 50, nil) // a full bucket of 50, refilled slowly
 	const pause = 150 * time.Millisecond
 	start := time.Now()
 	p.throttled(pause)
