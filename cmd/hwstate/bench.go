@@ -77,8 +77,8 @@ func benchScenarios() []benchScenario {
 			},
 		},
 		{
-			name: "tenant-bucket", summary: "tenant token bucket 100/s (burst 1, Retry-After); worker set to 1,000/s",
-			events: 20_000, emulator: graph.EmulatorConfig{Rate: 100, Burst: 1},
+			name: "tenant-bucket", summary: "tenant token bucket 100/s (burst 5, Retry-After); worker set to 1,000/s",
+			events: 20_000, emulator: graph.EmulatorConfig{Rate: 100, Burst: 5},
 			rate: 1000, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
 			duration: time.Minute, warmup: 20 * time.Second,
 			targets: []benchTarget{

@@ -65,7 +65,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 	}
 	if sc.publishRate == 0 {
 		fmt.Fprintf(stderr, "bench: publishing %d events...\n", sc.events)
-		if err := benchPublish(ctx, env.js, 0, sc.events, 0); err != nil {
+		if err := benchPublish(ctx, env.js, sc.events, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -94,7 +94,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 	defer stopPublishing()
 	published := make(chan error, 1)
 	if sc.publishRate > 0 {
-		go func() { published <- benchPublish(pubCtx, env.js, 0, sc.events, sc.publishRate) }()
+		go func() { published <- benchPublish(pubCtx, env.js, sc.events, sc.publishRate) }()
 	}
 
 	deadline := res.ready.Add(timeout)
@@ -216,26 +216,31 @@ func (r *benchResult) readLatencies(ctx context.Context, js jetstream.JetStream)
 	return nil
 }
 
-// benchPublish publishes events from..to-1 with ids bench-<n>, acknowledged by the stream,
-// at perSecond (0: as fast as JetStream takes them, with bounded async publishes).
-func benchPublish(ctx context.Context, js jetstream.JetStream, from, to int, perSecond float64) error {
+// benchPublish publishes n events with ids bench-<i>, acknowledged by the stream, at
+// perSecond (0: as fast as JetStream takes them, with bounded async publishes).
+func benchPublish(ctx context.Context, js jetstream.JetStream, n int, perSecond float64) error {
 	// Acks are awaited a chunk at a time: below nats.go's bound on pending async publishes
 	// (4,000 by default), beyond which a publish fails instead of waiting.
 	const chunk = 1000
-	var tick *time.Ticker
-	step := chunk
-	if perSecond > 0 {
-		// Small steps every 10 ms keep the arrival rate even.
-		step = max(1, int(perSecond/100))
-		tick = time.NewTicker(time.Duration(float64(step) / perSecond * float64(time.Second)))
-		defer tick.Stop()
-	}
-	for i := from; i < to; i += step {
-		var acks []jetstream.PubAckFuture
-		for n := i; n < min(i+step, to); n++ {
+	start := time.Now()
+	for i := 0; i < n; {
+		end := min(i+chunk, n)
+		for perSecond > 0 {
+			// Whatever is due by now, so a late wake-up on a busy machine catches up instead
+			// of lowering the arrival rate.
+			if due := min(n, int(perSecond*time.Since(start).Seconds())+1); due > i {
+				end = min(end, due)
+				break
+			}
+			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		acks := make([]jetstream.PubAckFuture, 0, end-i)
+		for ; i < end; i++ {
 			m := nats.NewMsg(worker.DefaultSubject)
-			m.Data = []byte(demoEvent(benchConfigID, n))
-			m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("bench-%d", n))
+			m.Data = []byte(demoEvent(benchConfigID, i))
+			m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("bench-%d", i))
 			f, err := js.PublishMsgAsync(m)
 			if err != nil {
 				return fmt.Errorf("publish: %w", err)
@@ -247,13 +252,6 @@ func benchPublish(ctx context.Context, js jetstream.JetStream, from, to int, per
 			case <-f.Ok():
 			case err := <-f.Err():
 				return fmt.Errorf("publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if tick != nil {
-			select {
-			case <-tick.C:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
