@@ -246,6 +246,28 @@ func TestProcessGraphOutage(t *testing.T) {
 		outage, n-int(before.Creates), n, during.Requests-before.Requests, during.ServerErrors-before.ServerErrors)
 }
 
+// The NATS server stops and starts again on the same store mid-flow: the process reconnects
+// (it retries for ever) and carries on, every event exactly once, no duplicate create.
+func TestProcessNATSRestart(t *testing.T) {
+	skipShort(t)
+	ns := natstest.Start(t)
+	r := newRig(t, []*natstest.Server{ns}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	const n = 2000
+	p := r.start()
+	ids := r.publish(n)
+	at := r.waitMidFlow(n/3, n)
+	down := time.Now()
+	ns.Restart(t)
+	back := time.Since(down)
+	r.waitDone(ids, 2*time.Minute)
+	r.checkCreates(ids, nil)
+	if p.Exited() {
+		t.Error("the worker exited when NATS restarted")
+	}
+	t.Logf("NATS restarted (back in %s) with at least %d of %d done; the rest in %s, %+v",
+		back.Round(time.Millisecond), at, n, (time.Since(down) - back).Round(time.Millisecond), r.graph.Stats())
+}
+
 // A three-node cluster with R3 streams, consumer and ledger; the node leading the input
 // stream is stopped mid-flow. The worker knows all three URLs and carries on.
 func TestProcessClusterNodeDown(t *testing.T) {

@@ -97,9 +97,6 @@ func (p *Process) WaitOutput(t testing.TB, s string, limit time.Duration) {
 	}
 }
 
-// Pid is the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
-
 // lockedBuffer is written by the process's output copiers while the test reads it.
 type lockedBuffer struct {
 	mu  sync.Mutex
