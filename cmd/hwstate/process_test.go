@@ -16,6 +16,7 @@ import (
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/worker"
 )
 
 // hwstate is the binary the process tests run, built on first use.
@@ -268,6 +269,32 @@ func TestProcessNATSRestart(t *testing.T) {
 		back.Round(time.Millisecond), at, n, (time.Since(down) - back).Round(time.Millisecond), r.graph.Stats())
 }
 
+// checkReplicated checks the input, result and DLQ streams, the ledger bucket's stream and
+// the durable consumer each have want replicas.
+func (r *rig) checkReplicated(ctx context.Context, want int) {
+	r.t.Helper()
+	for _, name := range []string{worker.DefaultStream, worker.DefaultResultStream, worker.DefaultDLQStream, "KV_" + worker.DefaultLedgerBucket} {
+		s, err := r.js.Stream(ctx, name)
+		if err != nil {
+			r.t.Fatalf("stream %s: %v", name, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			r.t.Fatalf("stream %s info %+v: %v", name, info, err)
+		}
+		if got := len(info.Cluster.Replicas) + 1; got != want || info.Config.Replicas != want {
+			r.t.Errorf("stream %s: %d replicas (configured %d), want %d", name, got, info.Config.Replicas, want)
+		}
+	}
+	cons, err := r.js.Consumer(ctx, worker.DefaultStream, worker.DefaultConsumer)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if info := cons.CachedInfo(); info.Cluster == nil || len(info.Cluster.Replicas)+1 != want {
+		r.t.Errorf("consumer: cluster %+v, want %d replicas", info.Cluster, want)
+	}
+}
+
 // A three-node cluster with R3 streams, consumer and ledger; the node leading the input
 // stream is stopped mid-flow. The worker knows all three URLs and carries on.
 func TestProcessClusterNodeDown(t *testing.T) {
@@ -280,7 +307,7 @@ func TestProcessClusterNodeDown(t *testing.T) {
 	at := r.waitMidFlow(n/4, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := r.js.Stream(ctx, "HWSTATE_EVENTS")
+	stream, err := r.js.Stream(ctx, worker.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,9 +315,7 @@ func TestProcessClusterNodeDown(t *testing.T) {
 	if err != nil || info.Cluster == nil {
 		t.Fatalf("stream info %+v: %v", info, err)
 	}
-	if got := len(info.Cluster.Replicas) + 1; got != 3 {
-		t.Errorf("input stream has %d replicas, want 3", got)
-	}
+	r.checkReplicated(ctx, 3)
 	var leader *natstest.Server
 	for _, s := range nodes {
 		if s.Name() == info.Cluster.Leader {
