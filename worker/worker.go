@@ -248,7 +248,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	var rec record
 	var hit bool
-	err = retryNATS(ctx, func(ctx context.Context) (err error) {
+	err = retryNATS(ctx, log, "ledger get", func(ctx context.Context) (err error) {
 		rec, hit, err = w.ledger.get(ctx, id)
 		return err
 	})
@@ -278,8 +278,9 @@ const natsTry = 5 * time.Second
 
 // retryNATS tries op until it succeeds or ctx is done, so that a NATS server restart or a
 // cluster election (seconds) does not turn into a lost ledger record: without one, the
-// redelivery would create the event again.
-func retryNATS(ctx context.Context, op func(context.Context) error) error {
+// redelivery would create the event again. Each failed try is logged, so that one that can
+// never succeed (a record that does not decode) is seen.
+func retryNATS(ctx context.Context, log *zap.Logger, what string, op func(context.Context) error) error {
 	for {
 		try, cancel := context.WithTimeout(ctx, natsTry)
 		err := op(try)
@@ -287,6 +288,7 @@ func retryNATS(ctx context.Context, op func(context.Context) error) error {
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		log.Warn("JetStream request failed; trying again", zap.String("request", what), zap.Error(err))
 		if sleep(ctx, 250*time.Millisecond) != nil {
 			return err
 		}
@@ -299,7 +301,7 @@ func (w *Worker) record(ctx context.Context, msg jetstream.Msg, id eventID, rec 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if isNew {
-		if err := retryNATS(ctx, func(ctx context.Context) error { return w.ledger.put(ctx, id, rec) }); err != nil {
+		if err := retryNATS(ctx, log, "ledger put", func(ctx context.Context) error { return w.ledger.put(ctx, id, rec) }); err != nil {
 			// Publishing and acking still record the outcome; only a crash before the ack
 			// would lead to a second create.
 			log.Error("ledger write failed", zap.Error(err))
@@ -309,7 +311,7 @@ func (w *Worker) record(ctx context.Context, msg jetstream.Msg, id eventID, rec 
 	if rec.Outcome == Created {
 		subject = w.cfg.ResultSubject
 	}
-	err := retryNATS(ctx, func(ctx context.Context) error {
+	err := retryNATS(ctx, log, "publish outcome", func(ctx context.Context) error {
 		_, err := w.js.PublishMsg(ctx, newOutputMsg(subject, id.value, rec.Body))
 		return err
 	})
