@@ -102,11 +102,7 @@ func (r *benchResult) figures() benchFigures {
 	}
 	add("cpu_percent", "cpu % of a core", 100*(r.atEnd.cpu-cpuFrom).Seconds()/r.end.Sub(from).Seconds(), 2)
 	add("server_cpu_percent", "JetStream+emulator cpu % of a core", 100*r.serverCPU.Seconds()/r.end.Sub(r.ready).Seconds(), 1)
-	peak := r.atEnd.hwmKiB
-	if r.rusage != nil {
-		peak = max(peak, r.rusage.Maxrss) // KiB on Linux
-	}
-	add("peak_rss_mib", "peak RSS MiB", float64(peak)/1024, 1)
+	add("peak_rss_mib", "peak RSS MiB", float64(r.atEnd.hwmKiB)/1024, 1)
 	add("redeliveries", "redeliveries", float64(r.consumer.Delivered.Consumer-r.consumer.Delivered.Stream), 0)
 	add("duplicate_creates", "duplicate creates", float64(r.dupes), 0)
 	return f

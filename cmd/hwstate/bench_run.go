@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,7 +35,6 @@ type benchResult struct {
 	// The bench's own CPU (JetStream and the emulator) from ready to end: what else the
 	// machine was busy with.
 	serverCPU time.Duration
-	rusage    *syscall.Rusage
 	latencies []time.Duration // publish to outcome, per event with an outcome
 	outTimes  []time.Time     // the outcome's stream timestamp, per event with an outcome
 	consumer  *jetstream.ConsumerInfo
@@ -147,7 +145,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 	}
 	st := env.emu.Stats()
 	res.requests, res.batches, res.throttled, res.creates, res.dupes = env.requests(), st.Batches, env.throttled(), st.Creates, st.Duplicates
-	if res.rusage, err = child.stop(time.Minute); err != nil {
+	if err := child.stop(time.Minute); err != nil {
 		return nil, err
 	}
 	if err := res.readLatencies(ctx, env.js); err != nil {
