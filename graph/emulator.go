@@ -420,9 +420,7 @@ func (e *Emulator) serve(st *emulatorState, r *http.Request) subResponse {
 	case !ok:
 		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+r.URL.EscapedPath()+".")
 	case r.Method != http.MethodPost:
-		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+r.Method+" is not allowed on userRunStates here.")
-		resp.header = http.Header{"Allow": {http.MethodPost}}
-		return resp
+		return methodNotAllowed(r.Method, "userRunStates here")
 	}
 	body, refused := admit(st, r)
 	if refused != nil {
@@ -521,6 +519,13 @@ type subResponse struct {
 	header http.Header // Retry-After, Allow
 	body   []byte      // on 201, the entity
 	err    *Error      // otherwise, the error's code and message
+}
+
+// methodNotAllowed answers 405 for anything but POST, naming what was asked for.
+func methodNotAllowed(method, what string) subResponse {
+	resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+method+" is not allowed on "+what+".")
+	resp.header = http.Header{"Allow": {http.MethodPost}}
+	return resp
 }
 
 func failure(status int, code, message string) subResponse {

@@ -24,9 +24,7 @@ func isBatchPath(path string) bool {
 // create like a create sent alone: faults, rate limit and counters included.
 func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
 	if r.Method != http.MethodPost {
-		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+r.Method+" is not allowed on $batch.")
-		resp.header = http.Header{"Allow": {http.MethodPost}}
-		return resp
+		return methodNotAllowed(r.Method, "$batch")
 	}
 	body, refused := admit(st, r)
 	if refused != nil {

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/proctest"
 )
 
 func TestEmulateGraphFlags(t *testing.T) {
 	const id = "00000000-0000-4000-8000-000000000429"
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
+	var stdout proctest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--outage-for", "1h", "--throttle-ids", id,

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -122,7 +123,7 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, stop := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs proctest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runWorker(ctx, []string{

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -129,26 +128,8 @@ func (e *toolEnv) publish(subject, id string, body []byte) {
 // run calls a command as main would, with the environment server's URL first.
 func (e *toolEnv) run(cmd func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (stdout, stderr string, err error) {
 	e.t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut proctest.Buffer
 	err = cmd(context.Background(), args, &out, &errOut)
 	e.t.Logf("%v:\n%s%s(err: %v)", args, out.String(), errOut.String(), err)
 	return out.String(), errOut.String(), err
-}
-
-// syncBuffer is a bytes.Buffer safe for a command's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

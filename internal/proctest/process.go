@@ -14,7 +14,7 @@ import (
 // Process is a running hwstate child with its stdout and stderr captured together.
 type Process struct {
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  Buffer
 	done chan struct{} // closed when the process has exited
 }
 
@@ -97,19 +97,20 @@ func (p *Process) WaitOutput(t testing.TB, s string, limit time.Duration) {
 	}
 }
 
-// lockedBuffer is written by the process's output copiers while the test reads it.
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer that goroutines may write while a test reads it: a process's
+// output copiers, or a command's loggers.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
