@@ -24,11 +24,14 @@ import (
 
 // Configuration ids the demo's emulator treats specially.
 const (
-	demoNotFoundID = "00000000-0000-4000-8000-000000000404"
-	demoRejectID   = "00000000-0000-4000-8000-000000000400"
-	demoFailingID  = "00000000-0000-4000-8000-000000000503"
-	demoToken      = "demo-token"
-	demoFailing    = 5 // events on demoFailingID
+	demoNotFoundID   = "00000000-0000-4000-8000-000000000404"
+	demoRejectID     = "00000000-0000-4000-8000-000000000400"
+	demoFailingID    = "00000000-0000-4000-8000-000000000503"
+	demoThrottleID   = "00000000-0000-4000-8000-000000000429"
+	demoBackgroundID = "7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a"
+	demoToken        = "demo-token"
+	demoFailing      = 5  // events on demoFailingID
+	demoBurst        = 50 // events published at once, each second, as producers might
 )
 
 // sample is one demo event and the outcome it should reach.
@@ -73,11 +76,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	// A tenant that throttles at 60 creates/s while the worker is allowed 100/s, so some
-	// requests draw 429s and must be retried.
+	// Graph throttles the first create on one configuration (429 with Retry-After), does not
+	// know one, rejects creates on another, and always fails on a fourth.
 	emu := graph.NewEmulator(graph.EmulatorConfig{
-		Token: demoToken, Rate: 60, Burst: 10, RetryAfter: 500 * time.Millisecond,
-		NotFoundIDs: []string{demoNotFoundID}, RejectIDs: []string{demoRejectID}, FailIDs: []string{demoFailingID},
+		Token: demoToken, RetryAfter: 500 * time.Millisecond,
+		NotFoundIDs: []string{demoNotFoundID}, RejectIDs: []string{demoRejectID},
+		FailIDs: []string{demoFailingID}, ThrottleIDs: []string{demoThrottleID},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,15 +108,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	samples := demoSamples(*valid)
-	fmt.Fprintf(stdout, "hwstate demo: embedded JetStream at %s, Graph emulator at %s (throttling at 60 creates/s)\n", ns.ClientURL(), client.BaseURL)
+	fmt.Fprintf(stdout, "hwstate demo: embedded JetStream at %s, Graph emulator at %s (worker rate 100 creates/s)\n", ns.ClientURL(), client.BaseURL)
 	fmt.Fprintf(stdout, "publishing %d sample events...\n", len(samples))
 	start := time.Now()
-	for _, s := range samples {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i, s := range samples {
+		if i > 0 && i%demoBurst == 0 {
+			<-tick.C
+		}
 		if err := publishEvent(ctx, js, worker.DefaultSubject, s.id, s.body); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
-	if err := waitForOutcomes(ctx, js, len(samples), 2*time.Minute); err != nil {
+	if samples, err = waitForOutcomes(ctx, js, samples, 2*time.Minute); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
@@ -128,32 +137,63 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return demoSummary(stdout, samples, got, emu.Stats(), elapsed)
 }
 
-// waitForOutcomes waits until the result and DLQ streams together hold n messages.
-func waitForOutcomes(ctx context.Context, js jetstream.JetStream, n int, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		total := uint64(0)
-		for _, name := range []string{worker.DefaultResultStream, worker.DefaultDLQStream} {
-			s, err := js.Stream(ctx, name)
-			if err != nil {
-				return err
-			}
-			info, err := s.Info(ctx)
-			if err != nil {
-				return err
-			}
-			total += info.State.Msgs
-		}
-		if total >= uint64(n) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d events reached an outcome in %s", total, n, limit)
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return err
+// waitForOutcomes waits until every sample has an outcome. While the dead letters are not all
+// in, it publishes a trickle of background events, as production traffic would be: a
+// configuration whose creates always fail is told apart from Graph being down only by other
+// creates succeeding meanwhile (when nothing else is sent, the breaker holds its events back,
+// as in an outage). It returns the samples with the background events added.
+func waitForOutcomes(ctx context.Context, js jetstream.JetStream, samples []sample, limit time.Duration) ([]sample, error) {
+	var wantResults, wantDLQ uint64
+	for _, s := range samples {
+		if s.want == worker.Created {
+			wantResults++
+		} else {
+			wantDLQ++
 		}
 	}
+	deadline := time.Now().Add(limit)
+	for background := 0; ; {
+		results, err := streamMsgs(ctx, js, worker.DefaultResultStream)
+		if err != nil {
+			return nil, err
+		}
+		dlq, err := streamMsgs(ctx, js, worker.DefaultDLQStream)
+		if err != nil {
+			return nil, err
+		}
+		if dlq >= wantDLQ && results >= wantResults {
+			return samples, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("only %d of %d events reached an outcome in %s", results+dlq, wantResults+wantDLQ, limit)
+		}
+		if dlq < wantDLQ {
+			background++
+			bg := sample{id: fmt.Sprintf("demo-bg-%04d", background), body: []byte(demoEvent(demoBackgroundID, background)),
+				want: worker.Created, note: "background traffic"}
+			if err := publishEvent(ctx, js, worker.DefaultSubject, bg.id, bg.body); err != nil {
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+			samples = append(samples, bg)
+			wantResults++
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// streamMsgs is how many messages a stream holds.
+func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -242,8 +282,8 @@ func demoSummary(w io.Writer, samples []sample, got map[string]*outcomeOf, stats
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nGraph emulator: %d requests, %d created, %d answered 429 (retried), %d answered 5xx, %d duplicate creates\n",
 		stats.Requests, stats.Creates, stats.Throttled, stats.ServerErrors, stats.Duplicates)
-	fmt.Fprintf(w, "%d events in %s: %.0f events/s (the emulated tenant allows 60 creates/s)\n",
-		len(samples), elapsed.Round(time.Millisecond), float64(len(samples))/elapsed.Seconds())
+	fmt.Fprintf(w, "%d events in %s: %.0f events/s (published %d a second)\n",
+		len(samples), elapsed.Round(time.Millisecond), float64(len(samples))/elapsed.Seconds(), demoBurst)
 	if len(wrong) > 0 || stats.Duplicates > 0 {
 		for _, s := range wrong {
 			fmt.Fprintln(w, "  MISMATCH", s)
@@ -266,12 +306,17 @@ func demoSamples(valid int) []sample {
 		"0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33", "5C1B2E3F-0A9D-4E8B-B7C6-D5E4F3A2B1C0",
 		"9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
 	}
-	// The failing ones go among the first valid events: a configuration that always fails
-	// while the rest of Graph answers is the event's problem; when nothing else is left it
-	// would look like an outage, which dead-letters nothing.
+	// The failing ones go first, so that they are retried while the rest flows: a
+	// configuration that always fails while the rest of Graph answers is the event's problem;
+	// when nothing else is left to send it would look like an outage, which dead-letters
+	// nothing.
+	for i := range demoFailing {
+		add(worker.RetriesExhausted, "Graph failing (503)", demoEvent(demoFailingID, i))
+	}
 	for i := range valid {
-		if i%20 == 0 && i/20 < demoFailing {
-			add(worker.RetriesExhausted, "Graph failing (503)", demoEvent(demoFailingID, i))
+		if i%40 == 20 {
+			add(worker.Created, "throttled once (429) then created", demoEvent(demoThrottleID, i))
+			continue
 		}
 		add(worker.Created, "valid", demoEvent(configs[i%len(configs)], i))
 	}
