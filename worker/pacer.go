@@ -8,29 +8,57 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Adaptive limit, in the spirit of Vector's adaptive request concurrency but on the rate:
-// additive increase while Graph accepts, multiplicative decrease when it throttles. The
-// configured rate (HWSTATE_RATE) is the ceiling, never passed; the tenant's real limit,
-// which depends on other apps and replicas, is found from below it.
+// Adaptive limit: the configured rate (HWSTATE_RATE) is the ceiling, never passed; the
+// tenant's real limit, which depends on other apps and replicas, is found below it and then
+// held, in the spirit of TCP CUBIC: a 429 remembers the level Graph is known to take, the
+// rate climbs back to just under it fast, holds there, and only then probes above, slowly at
+// first. A plain AIMD sawtooth does not do for a tenant's sliding window: its first 429s come
+// after a whole window's budget went in a burst, so they say nothing of the rate to hold, and
+// a climb per accepted create is slow exactly when the rate is low.
 const (
-	// rateCut is what a 429 leaves of the rate. A gentle cut keeps the sawtooth between 90%
-	// and 100% of the tenant's limit, so the average stays near 95% of it.
+	// slot is the resolution of the count over the horizon: the count is low by at most a
+	// slot's worth of the horizon (0.5%), not a second's (5%).
+	slot = 100 * time.Millisecond
+	// horizon is how far back what Graph accepted is counted: Intune's window is 20 s, and
+	// whatever the tenant's shape, what it took over a whole window it can take again.
+	horizon = 20 * time.Second
+	// keepShare of what Graph accepted over the horizon is the least a cut leaves: no 429 is
+	// a reason to send less than the tenant has just been taking. Below 1 because a rate
+	// exactly at a sliding window's limit races the requests of a window ago.
+	keepShare = 0.98
+	// rateCut is what a 429 leaves of the rate, when that is more than keepShare of the
+	// accepted rate: near the limit, a gentle cut.
 	rateCut = 0.9
-	// saturated is how many 429s, and at least as many as successes, since the last cut show
-	// a worker sending far above the tenant's limit: then the cut goes down to the rate
-	// Graph accepted, but to no less than deepestCut, which finds a limit ten times lower in
-	// two cuts. Otherwise what was accepted says little (the worker may have had little to
-	// send, or too little CPU to send it), and the cut is rateCut.
-	saturated  = 10
-	deepestCut = 0.25
+	// longPause is a Retry-After that says the tenant's budget is spent for a while, not
+	// just grazed: the rate sent was far above what it takes (a window's budget sent in a
+	// burst). The rate then goes straight down to what Graph accepted over the horizon, and
+	// the pause, not a long series of cuts, absorbs the excess.
+	longPause = 2 * time.Second
 	// cutWindow is how often the rate may be cut at most: the 429s of requests already in
 	// flight when the first came in say nothing new, so a burst of them is one cut.
 	cutWindow = 200 * time.Millisecond
-	// rateStep is what each accepted create adds to the rate (per second). Added per
-	// success, the climb is 5% per second of the current rate whatever its scale: from a
-	// cut to the limit in 2 s, a cycle of some 200 creates at 100/s for each 429, and a
-	// cut too deep (a stall that looked like saturation) made good in seconds.
-	rateStep = 0.05
+	// holdShare of the remembered level is where the climb after a cut levels off: close
+	// enough to use nearly all of the budget, under it by more than a sliding window's race.
+	holdShare = 0.99
+	// climbTime is the time constant of the climb back to holdShare of the remembered
+	// level: per second, the same share of the distance whatever the scale of the rate.
+	climbTime = 2 * time.Second
+	// holdCreates is how many creates' worth of time (at the remembered level) the rate stays
+	// under that level after a cut and its pause before probing above it. A probe of a
+	// sliding window costs about three 429s (the window has to be overfilled before it says
+	// no, and the excess takes a window to leave it), so at most about 1% of requests go to
+	// probing, at 5/s (60 s) as at 100/s (3 s). Counted from the pause's end: time paused is
+	// no evidence the level is safe.
+	holdCreates = 300
+	// maxHold bounds that wait when the level is low or unknown (a 429 before anything was
+	// accepted): three of Intune's windows.
+	maxHold = 60 * time.Second
+	// probeGain is how the probe above the remembered level speeds up: its growth per second
+	// is probeGain x the seconds it has lasted (1% a second after 5 s, 10% after 50 s), slow
+	// near the level that drew the last 429, fast when the tenant's limit has risen far.
+	probeGain = 0.002
+	// maxStep bounds the time one climb step counts: a pause or an idle worker is no climb.
+	maxStep = time.Second
 	// rateFloor keeps a worker that was throttled hard from stopping altogether.
 	rateFloor = 0.1
 )
@@ -41,23 +69,37 @@ const (
 type pacer struct {
 	limiter *rate.Limiter
 	metrics *Metrics
+	now     func() time.Time // time.Now; a fake clock in tests
 
 	mu          sync.Mutex
 	pausedUntil time.Time
 	ceiling     float64 // the configured rate
 	current     float64 // the limiter's rate, kept here as a float to add small steps to
+	level       float64 // what Graph is known to take, remembered at the last cut (0: none yet)
+	started     time.Time
 	lastCut     time.Time
-	accepts     int // creates Graph accepted since lastCut
-	throttles   int // and those it throttled
+	holdFrom    time.Time // the end of the pause that came with the last cut: the hold starts there
+	lastClimb   time.Time
+	// accepts counts the creates Graph accepted per slot of the horizon, a ring indexed by
+	// slot since the Unix epoch.
+	accepts [horizon / slot]struct {
+		slot int64
+		n    int
+	}
 }
 
 func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
+	return newPacerAt(perSecond, burst, m, time.Now)
+}
+
+func newPacerAt(perSecond float64, burst int, m *Metrics, now func() time.Time) *pacer {
 	return &pacer{
 		limiter: rate.NewLimiter(rate.Limit(perSecond), burst),
 		metrics: m,
+		now:     now,
+		started: now(),
 		ceiling: perSecond,
 		current: perSecond,
-		lastCut: time.Now(),
 	}
 }
 
@@ -65,23 +107,34 @@ func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
 func (p *pacer) wait(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		d := time.Until(p.pausedUntil)
+		d := p.pausedUntil.Sub(p.now())
 		p.mu.Unlock()
-		if d <= 0 {
-			break
+		if d > 0 {
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := sleep(ctx, d); err != nil {
+		if err := p.limiter.Wait(ctx); err != nil {
 			return err
 		}
+		// A token reserved before a 429 must not send into the pause, nor all at once when
+		// it ends (a whole concurrency's worth, each drawing its own 429): after a pause
+		// that began meanwhile, queue for a token again.
+		p.mu.Lock()
+		paused := p.pausedUntil.After(p.now())
+		p.mu.Unlock()
+		if !paused {
+			return nil
+		}
 	}
-	return p.limiter.Wait(ctx)
 }
 
 // throttled answers a 429: every sender waits d from now (unless a longer pause is already
-// on), and the rate is cut, at most once per cutWindow: by rateCut, or down to the rate
-// Graph accepted since the last cut when it throttled most of what was sent.
+// on), and the rate is cut, at most once per cutWindow, never below keepShare of what
+// Graph accepted over the horizon.
 func (p *pacer) throttled(d time.Duration) {
-	now := time.Now()
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if until := now.Add(d); until.After(p.pausedUntil) {
@@ -92,33 +145,82 @@ func (p *pacer) throttled(d time.Duration) {
 	if tokens := int(p.limiter.TokensAt(now)); tokens > 0 {
 		p.limiter.AllowN(now, tokens)
 	}
-	p.throttles++
-	since := now.Sub(p.lastCut)
-	if since < cutWindow {
+	if !p.lastCut.IsZero() && now.Sub(p.lastCut) < cutWindow {
 		return
 	}
-	next := p.current * rateCut
-	if p.throttles >= max(p.accepts, saturated) {
-		next = min(next, max(float64(p.accepts)/since.Seconds(), p.current*deepestCut))
+	taken := p.acceptedRateLocked(now, 0)
+	next := max(p.current*rateCut, keepShare*taken)
+	if d >= longPause {
+		// What was accepted is all Graph will take until the pause ends: young, over the
+		// time to then (a first window's burst then a pause to its end is the window's
+		// rate, not the burst's).
+		taken = p.acceptedRateLocked(now, d)
+		next = keepShare * taken
 	}
-	p.lastCut, p.accepts, p.throttles = now, 0, 0
-	p.setLocked(max(next, rateFloor))
+	// The level to come back to. A 429 while probing above it (after the hold) says the level was right (or
+	// low, if Graph took more): straight back under it, not a fraction of the probe's rate,
+	// which a sliding window already filled would keep answering 429. Otherwise (the first
+	// 429, or one at or under the level: the limit has dropped, or was never known) the
+	// level is what Graph took.
+	if p.level > 0 && p.current > p.level && now.Sub(p.holdFrom) > p.holdForLocked() {
+		p.level = max(taken, p.level)
+		next = min(next, keepShare*p.level)
+	} else {
+		p.level = max(taken, rateFloor)
+	}
+	p.lastCut, p.lastClimb, p.holdFrom = now, now, p.pausedUntil
+	p.setLocked(min(max(next, rateFloor), p.ceiling))
 }
 
-// accepted answers a create Graph took (created or rejected): the rate climbs back towards
-// the configured one.
+// accepted answers a create Graph took (created or rejected): it counts towards the horizon,
+// and the rate climbs: back to just under the remembered level, then, after holdTime without
+// a 429, above it.
 func (p *pacer) accepted() {
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.accepts++
-	if p.current < p.ceiling {
-		p.setLocked(min(p.current+rateStep, p.ceiling))
+	i := now.UnixNano() / int64(slot)
+	b := &p.accepts[i%int64(len(p.accepts))]
+	if b.slot != i {
+		b.slot, b.n = i, 0
 	}
+	b.n++
+	if p.level == 0 || p.current >= p.ceiling {
+		return // never throttled, or already at the ceiling
+	}
+	step := min(now.Sub(p.lastClimb), maxStep).Seconds()
+	p.lastClimb = now
+	next := p.current
+	if probing := now.Sub(p.holdFrom) - p.holdForLocked(); probing > 0 {
+		next *= 1 + probeGain*probing.Seconds()*step
+	} else if hold := holdShare * p.level; next < hold {
+		next += (hold - next) * min(step/climbTime.Seconds(), 1)
+	}
+	p.setLocked(min(next, p.ceiling))
+}
+
+// holdForLocked is how long the rate holds under the level after a cut's pause.
+func (p *pacer) holdForLocked() time.Duration {
+	return min(time.Duration(holdCreates/p.level*float64(time.Second)), maxHold)
+}
+
+// acceptedRateLocked is what Graph accepted over the horizon, per second: over the time
+// since the start and ahead more, when that is shorter (but at least a second). Low by up to
+// a slot's worth, never high, which is the side a floor may err on (a sliding window takes
+// no more than its limit).
+func (p *pacer) acceptedRateLocked(now time.Time, ahead time.Duration) float64 {
+	i, n := now.UnixNano()/int64(slot), 0
+	for _, b := range p.accepts {
+		if b.slot > i-int64(len(p.accepts)) && b.slot <= i {
+			n += b.n
+		}
+	}
+	return float64(n) / min(max(now.Sub(p.started)+ahead, time.Second), horizon).Seconds()
 }
 
 func (p *pacer) setLocked(perSecond float64) {
 	p.current = perSecond
-	p.limiter.SetLimit(rate.Limit(perSecond))
+	p.limiter.SetLimitAt(p.now(), rate.Limit(perSecond))
 	p.metrics.setRateLimit(perSecond)
 }
 

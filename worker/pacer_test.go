@@ -10,76 +10,148 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// cut makes p see a 429 after a second in which Graph accepted accepted creates and
-// throttled none.
-func cut(p *pacer, accepted int) { cutThrottled(p, accepted, 0) }
+// clock is a fake time for the pacer: it moves only when a test says so.
+type clock struct{ t time.Time }
 
-// cutThrottled makes p see a 429 after a second in which Graph accepted accepted creates
-// and throttled throttled more.
-func cutThrottled(p *pacer, accepted, throttled int) {
-	p.lastCut, p.accepts, p.throttles = time.Now().Add(-time.Second), accepted, throttled
-	p.throttled(0)
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// accept makes Graph accept n creates spread evenly over d.
+func accept(p *pacer, c *clock, n int, d time.Duration) {
+	for range n {
+		c.advance(d / time.Duration(n))
+		p.accepted()
+	}
+}
+
+// throttle makes Graph answer 429 with a Retry-After of d, a cut window after anything before.
+func throttle(p *pacer, c *clock, d time.Duration) {
+	c.advance(cutWindow)
+	p.throttled(d)
 }
 
 func TestPacerAdaptsTheRate(t *testing.T) {
+	const s = time.Second
+	// Counts that are 5/s over the horizon: 100 creates over 20 s, the first 0.3 s of them
+	// out of it when the 429 comes 0.2 s later (a slot is 0.1 s).
+	const fivePerSecond = 99.0 / 20
 	cases := []struct {
-		name    string
-		ceiling float64
-		steps   func(p *pacer)
-		want    float64
+		name      string
+		ceiling   float64
+		steps     func(p *pacer, c *clock)
+		want      float64
+		wantLevel float64 // 0: not checked
 	}{
-		{"starts at the configured rate", 100, func(*pacer) {}, 100},
-		{"a 429 cuts the rate by rateCut at least", 100, func(p *pacer) { cut(p, 1000) }, 100 * rateCut},
-		{"an idle worker's cut is rateCut", 100, func(p *pacer) { cut(p, 10) }, 100 * rateCut},
-		{"a few 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 0, saturated-2) }, 100 * rateCut},
-		{"more successes than 429s are not saturation", 100, func(p *pacer) { cutThrottled(p, 60, 50) }, 100 * rateCut},
-		{"saturated: down to what Graph accepted", 100, func(p *pacer) { cutThrottled(p, 40, 50) }, 40},
-		{"saturated: by deepestCut at most", 100, func(p *pacer) { cutThrottled(p, 10, 50) }, 100 * deepestCut},
-		{"saturated, yet by rateCut at least", 100, func(p *pacer) { cutThrottled(p, 95, 100) }, 100 * rateCut},
-		{"30 concurrent 429s are one cut", 100, func(p *pacer) {
-			cut(p, 1000)
+		{"starts at the configured rate", 100, func(*pacer, *clock) {}, 100, 0},
+		{"a 429 cuts the rate by rateCut", 100, func(p *pacer, c *clock) {
+			accept(p, c, 10, s)
+			throttle(p, c, 10*time.Millisecond)
+		}, 100 * rateCut, 0},
+		{"a 429 keeps keepShare of what Graph accepted", 100, func(p *pacer, c *clock) {
+			accept(p, c, 1900, 19*s)
+			throttle(p, c, 10*time.Millisecond)
+		}, keepShare * 1900 / 19.2, 1900 / 19.2},
+		{"a long Retry-After cuts to what Graph accepted, however deep", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 2*s) // a sliding window's whole budget in a burst
+			c.advance(18 * s)
+			accept(p, c, 100, 2*s) // again, 20 s on: 100 over the horizon
+			throttle(p, c, 18*s)
+		}, keepShare * 100 / horizon.Seconds(), 100 / horizon.Seconds()},
+		{"a first window's burst and its pause are the window's rate", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 2*s)
+			throttle(p, c, 17800*time.Millisecond) // to the end of the window
+		}, keepShare * 100 / horizon.Seconds(), 100 / horizon.Seconds()},
+		{"30 concurrent 429s are one cut", 100, func(p *pacer, c *clock) {
+			throttle(p, c, 0)
 			for range 29 {
 				p.throttled(0)
 			}
-		}, 100 * rateCut},
-		{"429s a window apart are two cuts", 100, func(p *pacer) {
-			cut(p, 1000)
-			cut(p, 1000)
-		}, 100 * rateCut * rateCut},
-		{"none within a window of the start", 100, func(p *pacer) { p.throttled(0) }, 100},
-		{"never below the floor", 0.15, func(p *pacer) { cutThrottled(p, 0, 100) }, rateFloor},
-		{"successes climb additively", 100, func(p *pacer) {
-			cut(p, 1000)
-			for range 10 {
-				p.accepted()
-			}
-		}, 100*rateCut + 10*rateStep},
-		{"never above the configured rate", 100, func(p *pacer) {
-			cut(p, 1000)
-			for range 10000 {
-				p.accepted()
-			}
-		}, 100},
+		}, 100 * rateCut, 0},
+		{"429s a window apart are two cuts", 100, func(p *pacer, c *clock) {
+			throttle(p, c, 0)
+			throttle(p, c, 0)
+		}, 100 * rateCut * rateCut, 0},
+		{"never below the floor", 0.15, func(p *pacer, c *clock) { throttle(p, c, time.Minute) }, rateFloor, 0},
+		{"the climb levels off under the level, for holdCreates", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 20*s)
+			throttle(p, c, 3*s)     // down to keepShare of the level, 5/s
+			accept(p, c, 280, 56*s) // 4 s short of holdCreates at 5/s
+		}, holdShare * fivePerSecond, fivePerSecond},
+		{"then probes above it, slowly at first", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 20*s)
+			throttle(p, c, 3*s)
+			accept(p, c, holdCreates+65, (holdCreates+65)*s/5) // the pause, the hold, 10 s of probing
+		}, holdShare * fivePerSecond * math.Exp(probeGain*10*10/2), fivePerSecond},
+		{"a 429 while probing goes back under the level", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 20*s)
+			throttle(p, c, 3*s)
+			accept(p, c, holdCreates+65, (holdCreates+65)*s/5)
+			p.current = 6 // as if the probe had gone that far
+			throttle(p, c, 100*time.Millisecond)
+		}, keepShare * fivePerSecond, fivePerSecond},
+		{"a 429 before the hold is over is no probe's", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 20*s)
+			throttle(p, c, 3*s)
+			accept(p, c, 50, 10*s)
+			p.current = 6 // above the level, but not probing
+			throttle(p, c, 100*time.Millisecond)
+		}, 6 * rateCut, 98.0 / 20},
+		{"a 429 at or under the level brings it down to what Graph took", 50, func(p *pacer, c *clock) {
+			accept(p, c, 100, 20*s)
+			throttle(p, c, 3*s)
+			accept(p, c, 40, 20*s) // 2/s, all of them over the horizon at the 429
+			throttle(p, c, 100*time.Millisecond)
+		}, holdShare * fivePerSecond * rateCut, 40.0 / 20},
+		{"never above the configured rate", 100, func(p *pacer, c *clock) {
+			throttle(p, c, 0)
+			accept(p, c, 100_000, 1000*s)
+		}, 100, 0},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			m := NewMetrics(reg)
 			m.setRateLimit(tt.ceiling)
-			p := newPacer(tt.ceiling, 1, m)
-			tt.steps(p)
-			// 1% of slack: the second a cut looks back on is a little longer than one.
-			near := func(got float64) bool { return math.Abs(got-tt.want) <= tt.want/100 }
-			if got := p.current; !near(got) {
+			c := &clock{t: time.Unix(1_000_000, 0)}
+			p := newPacerAt(tt.ceiling, 1, m, c.now)
+			tt.steps(p, c)
+			// 1% of slack: a climb approaches its level without reaching it, and the probe's
+			// growth is counted per create, not continuously.
+			near := func(got, want float64) bool { return math.Abs(got-want) <= want/100 }
+			if got := p.current; !near(got, tt.want) {
 				t.Errorf("rate %v, want %v", got, tt.want)
 			}
-			if got := float64(p.limiter.Limit()); !near(got) {
+			if got := float64(p.limiter.Limit()); !near(got, tt.want) {
 				t.Errorf("limiter at %v, want %v", got, tt.want)
 			}
-			if got := testutil.ToFloat64(m.rateLimit); !near(got) {
+			if got := testutil.ToFloat64(m.rateLimit); !near(got, tt.want) {
 				t.Errorf("hwstate_rate_limit %v, want %v", got, tt.want)
 			}
+			if tt.wantLevel != 0 && !near(p.level, tt.wantLevel) {
+				t.Errorf("level %v, want %v", p.level, tt.wantLevel)
+			}
 		})
+	}
+}
+
+// TestPacerPauseHoldsTokensReservedBefore: a sender already queued for a token when a 429
+// comes does not send at its token's time, inside the pause, but after the pause.
+func TestPacerPauseHoldsTokensReservedBefore(t *testing.T) {
+	p := newPacer(2, 1, nil) // a token every 500 ms
+	if err := p.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	done := make(chan time.Duration)
+	go func() {
+		_ = p.wait(context.Background()) // queued for the token due in 500 ms
+		done <- time.Since(start)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	const pause = time.Second
+	p.throttled(pause)
+	if waited := <-done; waited < 100*time.Millisecond+pause {
+		t.Errorf("sent after %s, within the pause that began at 100 ms and lasts %s", waited, pause)
 	}
 }
 
