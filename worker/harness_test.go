@@ -157,23 +157,24 @@ func (h *harness) streamMsgs(name string) uint64 {
 func (h *harness) readOutputs() outputs {
 	h.t.Helper()
 	o := outputs{results: map[string][]worker.Result{}, dlq: map[string][]worker.DeadLetter{}}
-	h.each(worker.DefaultResultStream, func(m jetstream.Msg) {
-		var r worker.Result
-		mustUnmarshal(h.t, m.Data(), &r)
-		if got := m.Headers().Get(jetstream.MsgIDHeader); got != r.EventID {
-			h.t.Errorf("result Nats-Msg-Id %q, want the event id %q", got, r.EventID)
-		}
-		o.results[r.EventID] = append(o.results[r.EventID], r)
-	})
-	h.each(worker.DefaultDLQStream, func(m jetstream.Msg) {
-		var d worker.DeadLetter
-		mustUnmarshal(h.t, m.Data(), &d)
-		if got := m.Headers().Get(jetstream.MsgIDHeader); got != d.EventID {
-			h.t.Errorf("dead letter Nats-Msg-Id %q, want the event id %q", got, d.EventID)
-		}
-		o.dlq[d.EventID] = append(o.dlq[d.EventID], d)
-	})
+	collect(h, worker.DefaultResultStream, func(r worker.Result) string { return r.EventID }, o.results)
+	collect(h, worker.DefaultDLQStream, func(d worker.DeadLetter) string { return d.EventID }, o.dlq)
 	return o
+}
+
+// collect reads every body of a stream into by, keyed by event id, checking that each carries
+// its event id as its Nats-Msg-Id.
+func collect[T any](h *harness, stream string, eventID func(T) string, by map[string][]T) {
+	h.t.Helper()
+	h.each(stream, func(m jetstream.Msg) {
+		var v T
+		mustUnmarshal(h.t, m.Data(), &v)
+		id := eventID(v)
+		if got := m.Headers().Get(jetstream.MsgIDHeader); got != id {
+			h.t.Errorf("%s: Nats-Msg-Id %q, want the event id %q", stream, got, id)
+		}
+		by[id] = append(by[id], v)
+	})
 }
 
 func (h *harness) each(stream string, fn func(jetstream.Msg)) {
