@@ -158,15 +158,11 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 func (r *benchResult) sample(env *benchEnv, child *workerChild) (benchSample, error) {
 	s := benchSample{at: time.Since(r.ready), requests: env.requests(), throttled: env.throttled()}
 	for _, name := range benchOutputs {
-		str, err := env.js.Stream(context.Background(), name)
+		n, err := streamMsgs(context.Background(), env.js, name)
 		if err != nil {
 			return s, err
 		}
-		info, err := str.Info(context.Background())
-		if err != nil {
-			return s, err
-		}
-		s.outcomes += info.State.Msgs
+		s.outcomes += n
 	}
 	if m, err := child.metrics(); err == nil {
 		s.limit = m["hwstate_rate_limit"]

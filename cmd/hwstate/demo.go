@@ -183,19 +183,6 @@ func waitForOutcomes(ctx context.Context, js jetstream.JetStream, samples []samp
 	}
 }
 
-// streamMsgs is how many messages a stream holds.
-func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.Msgs, nil
-}
-
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():

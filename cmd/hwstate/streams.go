@@ -65,3 +65,16 @@ func publishEvent(ctx context.Context, js jetstream.JetStream, subject, id strin
 	_, err := js.PublishMsg(ctx, m)
 	return err
 }
+
+// streamMsgs is how many messages a stream holds.
+func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
