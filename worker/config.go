@@ -53,44 +53,35 @@ const (
 const maxAckPending = 1000
 
 func (c Config) withDefaults() Config {
-	setString := func(s *string, def string) {
-		if *s == "" {
-			*s = def
+	for _, f := range []struct {
+		v   *string
+		def string
+	}{
+		{&c.Stream, DefaultStream}, {&c.Subject, DefaultSubject}, {&c.Consumer, DefaultConsumer},
+		{&c.ResultStream, DefaultResultStream}, {&c.ResultSubject, DefaultResultSubject},
+		{&c.DLQStream, DefaultDLQStream}, {&c.DLQSubject, DefaultDLQSubject},
+		{&c.LedgerBucket, DefaultLedgerBucket},
+	} {
+		if *f.v == "" {
+			*f.v = f.def
 		}
 	}
-	setString(&c.Stream, DefaultStream)
-	setString(&c.Subject, DefaultSubject)
-	setString(&c.Consumer, DefaultConsumer)
-	setString(&c.ResultStream, DefaultResultStream)
-	setString(&c.ResultSubject, DefaultResultSubject)
-	setString(&c.DLQStream, DefaultDLQStream)
-	setString(&c.DLQSubject, DefaultDLQSubject)
-	setString(&c.LedgerBucket, DefaultLedgerBucket)
-	if c.Rate <= 0 {
-		c.Rate = DefaultRate
-	}
-	if c.Burst <= 0 {
-		c.Burst = DefaultBurst
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = DefaultAckWait
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.LedgerTTL <= 0 {
-		c.LedgerTTL = DefaultLedgerTTL
-	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
-	}
-	if c.Retention <= 0 {
-		c.Retention = DefaultRetention
-	}
+	positive(&c.Rate, DefaultRate)
+	positive(&c.Burst, DefaultBurst)
+	positive(&c.Concurrency, DefaultConcurrency)
+	positive(&c.AckWait, DefaultAckWait)
+	positive(&c.MaxAttempts, DefaultMaxAttempts)
+	positive(&c.LedgerTTL, DefaultLedgerTTL)
+	positive(&c.Replicas, 1)
+	positive(&c.Retention, DefaultRetention)
 	return c
+}
+
+// positive sets a number that is not above zero (unset, or nonsense) to its default.
+func positive[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // fetchBatch is the configured pull size or, for auto, half of what the rate limit lets the
