@@ -41,15 +41,20 @@ func TestServers(t *testing.T) {
 				t.Fatalf("publish: %v", err)
 			}
 			s.Restart(t)
-			// A publish right after the restart may find the stream not yet recovered.
+			// A request right after the restart may find the stream not yet recovered, or go
+			// out as the client reconnects and never be answered: each try has its own limit.
 			for {
-				stream, err := js.Stream(ctx, "S")
+				try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+				stream, err := js.Stream(try, "S")
 				if err == nil {
-					info, err := stream.Info(ctx)
+					var info *jetstream.StreamInfo
+					info, err = stream.Info(try)
 					if err == nil && info.State.Msgs == 1 {
+						cancelTry()
 						break
 					}
 				}
+				cancelTry()
 				if ctx.Err() != nil {
 					t.Fatalf("stream after restart: %v", err)
 				}
