@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/entratest"
 )
 
@@ -108,7 +109,7 @@ func TestSignInTokenLifecycle(t *testing.T) {
 	const life = 6 * time.Second
 	auth := entratest.Start(t, canarySecret, life)
 	tokens := signIn(t, auth, Clouds()[0], ClientCredentials{Secret: canarySecret})
-	e, srv := newEmulatorServer(t, EmulatorConfig{Token: entratest.TokenPrefix + "1"})
+	e, srv := newEmulatorServer(t, emulator.Config{Token: entratest.TokenPrefix + "1"})
 	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
 	createAll := func(n int, want int) {
 		t.Helper()
@@ -138,7 +139,7 @@ func TestSignInTokenLifecycle(t *testing.T) {
 	// Graph now wants the next token (the first was revoked): the 401 forces a sign-in
 	// that bypasses azidentity's cache, and the create is sent again with the new token.
 	time.Sleep(time.Until(start.Add(forceInterval + 100*time.Millisecond)))
-	e.SetConfig(EmulatorConfig{Token: entratest.TokenPrefix + "2"})
+	e.SetConfig(emulator.Config{Token: entratest.TokenPrefix + "2"})
 	createAll(1, 201)
 	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 2 || u != 1 {
 		t.Fatalf("after a revoked token: %d sign-ins, %d 401s; want 2, 1", n, u)
@@ -151,7 +152,7 @@ func TestSignInTokenLifecycle(t *testing.T) {
 
 	// Past half of its life the token is replaced before any 401.
 	time.Sleep(time.Until(refreshed.Add(life/2 + 100*time.Millisecond)))
-	e.SetConfig(EmulatorConfig{Token: entratest.TokenPrefix + "3"})
+	e.SetConfig(emulator.Config{Token: entratest.TokenPrefix + "3"})
 	createAll(10, 201)
 	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 3 || u != 1 {
 		t.Errorf("after expiry: %d sign-ins, %d 401s; want 3, 1", n, u)
@@ -170,7 +171,7 @@ func TestSignInNeverRevealsTheSecret(t *testing.T) {
 		t.Errorf("error %q: want the secret replaced", err)
 	}
 	// Through the client too: the create's error names the sign-in, not the secret.
-	_, srv := newEmulatorServer(t, EmulatorConfig{})
+	_, srv := newEmulatorServer(t, emulator.Config{})
 	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
 	if _, err := c.Create(context.Background(), testRequest("x")); err == nil || strings.Contains(err.Error(), canarySecret) {
 		t.Errorf("create error %v", err)

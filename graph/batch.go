@@ -140,8 +140,6 @@ type subRequestJSON struct {
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    json.RawMessage   `json:"body,omitempty"`
-	// DependsOn is Graph's; the emulator accepts it and ignores it, hwstate never sends it.
-	DependsOn []string `json:"dependsOn,omitempty"`
 }
 
 type batchAnswer struct {

@@ -4,13 +4,15 @@ import (
 	"context"
 	"sync"
 	"testing"
+
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 // BenchmarkBatcherCreate sends MaxBatch concurrent creates per op through a Batcher to the
 // emulator over loopback HTTP: the $batch encode, the emulator's decode and answer, and the
 // decode of the answer into one Response per create. Compare BenchmarkCreate per create.
 func BenchmarkBatcherCreate(b *testing.B) {
-	_, srv := newEmulatorServer(b, EmulatorConfig{Token: testToken})
+	_, srv := newEmulatorServer(b, emulator.Config{Token: testToken})
 	bt := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}}
 	reqs := make([]Request, MaxBatch)
 	for i := range reqs {

@@ -8,12 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 const (
@@ -21,124 +20,6 @@ const (
 	notFoundID = "00000000-0000-4000-8000-000000000404"
 	throttleID = "00000000-0000-4000-8000-000000000429"
 )
-
-// subReq is one sub-request of a $batch as a test writes it.
-func subReq(id, configID string) map[string]any {
-	return map[string]any{
-		"id": id, "method": "POST",
-		"url":     "/deviceManagement/hardwareConfigurations/" + configID + "/userRunStates",
-		"headers": map[string]string{"Content-Type": "application/json", "client-request-id": uuid.NewString()},
-		"body":    json.RawMessage(testBody()),
-	}
-}
-
-func batchOf(subs ...map[string]any) string {
-	b, _ := json.Marshal(map[string]any{"requests": subs})
-	return string(b)
-}
-
-func TestEmulatorBatchStrictness(t *testing.T) {
-	many := make([]map[string]any, MaxBatch+1)
-	for i := range many {
-		many[i] = subReq(fmt.Sprint(i), testConfigID)
-	}
-	noType := subReq("1", testConfigID)
-	noType["headers"] = map[string]string{"client-request-id": uuid.NewString()}
-	noURL := subReq("1", testConfigID)
-	delete(noURL, "url")
-	ok := rawRequest{
-		method: http.MethodPost, path: "/beta/$batch",
-		header: map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"},
-		body:   []byte(batchOf(subReq("1", testConfigID))),
-	}
-	cases := []struct {
-		name     string
-		cfg      EmulatorConfig
-		req      rawRequest
-		status   int
-		contains string
-	}{
-		{"one request", EmulatorConfig{}, ok, 200, `"status":201`},
-		{"escaped dollar", EmulatorConfig{}, ok.to("POST", "/beta/%24batch"), 200, `"status":201`},
-		{"more than 20", EmulatorConfig{}, ok.withBody(batchOf(many...)), 400, "exceeds"},
-		{"no requests", EmulatorConfig{}, ok.withBody(`{"requests":[]}`), 400, "no requests"},
-		{"duplicate ids", EmulatorConfig{}, ok.withBody(batchOf(subReq("1", testConfigID), subReq("1", testConfigID))), 400, "used twice"},
-		{"body without Content-Type", EmulatorConfig{}, ok.withBody(batchOf(noType)), 400, "Content-Type"},
-		{"no url", EmulatorConfig{}, ok.withBody(batchOf(noURL)), 400, "no method or no url"},
-		{"bad JSON", EmulatorConfig{}, ok.withBody(`{"requests":[`), 400, "not a batch"},
-		{"unknown field", EmulatorConfig{}, ok.withBody(`{"requests":[],"x":1}`), 400, "not a batch"},
-		{"trailing data", EmulatorConfig{}, ok.withBody(batchOf(subReq("1", testConfigID)) + `{}`), 400, "after the batch"},
-		{"GET", EmulatorConfig{}, ok.to("GET", "/beta/$batch"), 405, "MethodNotAllowed"},
-		{"no token", EmulatorConfig{}, ok.with("Authorization", ""), 401, "InvalidAuthenticationToken"},
-		{"outage", EmulatorConfig{Outage: true}, ok, 503, "ServiceUnavailable"},
-		{"outage window", EmulatorConfig{OutageFor: time.Hour}, ok, 503, "ServiceUnavailable"},
-		{"not JSON", EmulatorConfig{}, ok.with("Content-Type", "text/plain"), 415, "UnsupportedMediaType"},
-	}
-	for _, tt := range cases {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Token = testToken
-			e, srv := newEmulatorServer(t, tt.cfg)
-			resp, body := tt.req.send(t, srv)
-			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.contains) {
-				t.Fatalf("%d %s; want %d with %q", resp.StatusCode, body, tt.status, tt.contains)
-			}
-			if s := e.Stats(); s.Batches != 1 || s.Requests != 1 {
-				t.Errorf("stats %+v: want 1 batch and 1 request", s)
-			}
-		})
-	}
-}
-
-// TestEmulatorBatchSubResponses sends sub-requests of every fate in one $batch: each is
-// answered as if alone, and counted.
-func TestEmulatorBatchSubResponses(t *testing.T) {
-	e, srv := newEmulatorServer(t, EmulatorConfig{
-		Token: testToken, RejectIDs: []string{rejectID}, NotFoundIDs: []string{notFoundID},
-		ThrottleIDs: []string{throttleID}, RetryAfter: 1500 * time.Millisecond,
-	})
-	get := subReq("get", testConfigID)
-	get["method"] = "GET"
-	delete(get, "body")
-	get["headers"] = map[string]string{}
-	absolute := subReq("abs", testConfigID)
-	absolute["url"] = srv.URL + "/beta/deviceManagement/hardwareConfigurations/" + testConfigID + "/userRunStates"
-	noSlash := subReq("noslash", testConfigID)
-	noSlash["url"] = strings.TrimPrefix(noSlash["url"].(string), "/")
-	req := rawRequest{
-		method: http.MethodPost, path: "/beta/$batch",
-		header: map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"},
-		body: []byte(batchOf(subReq("ok", testConfigID), subReq("reject", rejectID), subReq("missing", notFoundID),
-			subReq("throttle", throttleID), get, absolute, noSlash)),
-	}
-	resp, body := req.send(t, srv)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%d %s", resp.StatusCode, body)
-	}
-	var answer batchAnswer
-	if err := json.Unmarshal(body, &answer); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{"ok": 201, "reject": 400, "missing": 404, "throttle": 429, "get": 405, "abs": 400, "noslash": 201}
-	got := map[string]subResponseJSON{}
-	for _, r := range answer.Responses {
-		got[r.ID] = r
-	}
-	for id, status := range want {
-		r, ok := got[id]
-		if !ok || r.Status != status {
-			t.Errorf("%s: %+v, want status %d", id, r, status)
-		}
-	}
-	if ra := got["throttle"].Headers["Retry-After"]; ra != "1.500" {
-		t.Errorf("throttled sub-response Retry-After %q, want 1.500", ra)
-	}
-	if !strings.Contains(string(got["ok"].Body), `"@odata.context":"`+srv.URL+`/beta/$metadata#`) {
-		t.Errorf("created body %s", got["ok"].Body)
-	}
-	if s := e.Stats(); s.Batches != 1 || s.Requests != 7 || s.Creates != 2 || s.Throttled != 1 || s.NotFound != 1 || s.BadRequests != 3 {
-		t.Errorf("stats %+v", s)
-	}
-}
 
 // concurrently calls create n times at once and returns the answers in call order.
 func concurrently(n int, create func(i int) (Response, error)) ([]Response, []error) {
@@ -152,7 +33,7 @@ func concurrently(n int, create func(i int) (Response, error)) ([]Response, []er
 }
 
 func TestBatcherGathersConcurrentCreates(t *testing.T) {
-	e, srv := newEmulatorServer(t, EmulatorConfig{Token: testToken, Latency: 20 * time.Millisecond})
+	e, srv := newEmulatorServer(t, emulator.Config{Token: testToken, Latency: 20 * time.Millisecond})
 	b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Size: 20, Linger: 50 * time.Millisecond}
 	const n = 100
 	resps, errs := concurrently(n, func(i int) (Response, error) {
@@ -182,7 +63,7 @@ func TestBatcherGathersConcurrentCreates(t *testing.T) {
 }
 
 func TestBatcherSubResponsesKeepTheirOutcome(t *testing.T) {
-	_, srv := newEmulatorServer(t, EmulatorConfig{
+	_, srv := newEmulatorServer(t, emulator.Config{
 		Token: testToken, RejectIDs: []string{rejectID}, ThrottleIDs: []string{throttleID}, RetryAfter: 2 * time.Second,
 	})
 	b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Size: 3, Linger: time.Minute}
@@ -212,13 +93,13 @@ func TestBatcherSubResponsesKeepTheirOutcome(t *testing.T) {
 func TestBatcherFailedBatchFailsEveryCreate(t *testing.T) {
 	cases := []struct {
 		name   string
-		cfg    EmulatorConfig
+		cfg    emulator.Config
 		tokens TokenSource
 		status int
 		class  Class
 	}{
-		{"outage is transient", EmulatorConfig{Outage: true}, StaticToken(testToken), 503, Transient},
-		{"401 is systemic", EmulatorConfig{}, StaticToken("wrong"), 401, Systemic},
+		{"outage is transient", emulator.Config{Outage: true}, StaticToken(testToken), 503, Transient},
+		{"401 is systemic", emulator.Config{}, StaticToken("wrong"), 401, Systemic},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/schema"
 )
 
@@ -25,7 +26,7 @@ func testRequest(eventID string) Request {
 func TestCreateAgainstEmulator(t *testing.T) {
 	tests := []struct {
 		name           string
-		cfg            EmulatorConfig
+		cfg            emulator.Config
 		body           []byte // nil: a valid entity
 		wantStatus     int
 		wantClass      Class
@@ -33,20 +34,20 @@ func TestCreateAgainstEmulator(t *testing.T) {
 		wantRetryAfter time.Duration
 		hasRetryAfter  bool
 	}{
-		{name: "created", cfg: EmulatorConfig{Token: testToken}, wantStatus: 201, wantClass: Created},
-		{name: "unknown configuration", cfg: EmulatorConfig{NotFoundIDs: []string{strings.ToUpper(testConfigID)}},
+		{name: "created", cfg: emulator.Config{Token: testToken}, wantStatus: 201, wantClass: Created},
+		{name: "unknown configuration", cfg: emulator.Config{NotFoundIDs: []string{strings.ToUpper(testConfigID)}},
 			wantStatus: 404, wantClass: Rejected, wantCode: "ResourceNotFound"},
-		{name: "rejected configuration", cfg: EmulatorConfig{RejectIDs: []string{testConfigID}},
+		{name: "rejected configuration", cfg: emulator.Config{RejectIDs: []string{testConfigID}},
 			wantStatus: 400, wantClass: Rejected, wantCode: "BadRequest"},
 		{name: "invalid body", body: []byte(`{"upn":"ada@contoso.com"}`),
 			wantStatus: 400, wantClass: Rejected, wantCode: "BadRequest"},
-		{name: "throttled", cfg: EmulatorConfig{ThrottleFirst: 1, RetryAfter: 2128 * time.Millisecond},
+		{name: "throttled", cfg: emulator.Config{ThrottleFirst: 1, RetryAfter: 2128 * time.Millisecond},
 			wantStatus: 429, wantClass: Transient, wantCode: "TooManyRequests", wantRetryAfter: 2128 * time.Millisecond, hasRetryAfter: true},
-		{name: "throttled without Retry-After", cfg: EmulatorConfig{ThrottleFirst: 1, OmitRetryAfter: true},
+		{name: "throttled without Retry-After", cfg: emulator.Config{ThrottleFirst: 1, OmitRetryAfter: true},
 			wantStatus: 429, wantClass: Transient, wantCode: "TooManyRequests"},
-		{name: "outage", cfg: EmulatorConfig{Outage: true},
+		{name: "outage", cfg: emulator.Config{Outage: true},
 			wantStatus: 503, wantClass: Transient, wantCode: "ServiceUnavailable"},
-		{name: "bandwidth exceeded", cfg: EmulatorConfig{FailFirst: 1, FailStatus: 509},
+		{name: "bandwidth exceeded", cfg: emulator.Config{FailFirst: 1, FailStatus: 509},
 			wantStatus: 509, wantClass: Transient, wantCode: "ServiceError"},
 	}
 	for _, tt := range tests {
@@ -88,7 +89,7 @@ func TestCreateAgainstEmulator(t *testing.T) {
 }
 
 func TestCreateBaseURL(t *testing.T) {
-	_, srv := newEmulatorServer(t, EmulatorConfig{})
+	_, srv := newEmulatorServer(t, emulator.Config{})
 	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/beta", srv.URL + "/beta/", srv.URL + "/some/gateway/v1.0"} {
 		c := &Client{BaseURL: base, Tokens: StaticToken(testToken)}
 		if resp, err := c.Create(context.Background(), testRequest(base)); err != nil || resp.Status != 201 {
@@ -197,7 +198,7 @@ func TestCreateUnauthorized(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, srv := newEmulatorServer(t, EmulatorConfig{Token: testToken})
+			e, srv := newEmulatorServer(t, emulator.Config{Token: testToken})
 			c := &Client{BaseURL: srv.URL, Tokens: tt.tokens}
 			resp, err := c.Create(context.Background(), testRequest("e"))
 			if err != nil {
@@ -223,7 +224,7 @@ func TestCreateUnauthorized(t *testing.T) {
 // error that wraps its cause and never shows the token.
 func TestCreateErrors(t *testing.T) {
 	errSignIn := errors.New("sign-in refused")
-	_, slow := newEmulatorServer(t, EmulatorConfig{Latency: time.Second})
+	_, slow := newEmulatorServer(t, emulator.Config{Latency: time.Second})
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
 	var hits atomic.Int32
@@ -382,13 +383,13 @@ func TestCreateBodyAtTheLimit(t *testing.T) {
 // A timed-out create may still have happened: the emulator shows the duplicate
 // a blind retry makes.
 func TestCreateTimeoutIsAmbiguous(t *testing.T) {
-	e, srv := newEmulatorServer(t, EmulatorConfig{Latency: 200 * time.Millisecond})
+	e, srv := newEmulatorServer(t, emulator.Config{Latency: 200 * time.Millisecond})
 	c := &Client{BaseURL: srv.URL, Tokens: StaticToken(testToken), Timeout: 20 * time.Millisecond}
 	req := testRequest("e")
 	if _, err := c.Create(context.Background(), req); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want a timeout", err)
 	}
-	e.SetConfig(EmulatorConfig{})
+	e.SetConfig(emulator.Config{})
 	if resp, err := c.Create(context.Background(), req); err != nil || resp.Class != Created {
 		t.Fatalf("%v %+v", err, resp)
 	}
@@ -398,7 +399,7 @@ func TestCreateTimeoutIsAmbiguous(t *testing.T) {
 }
 
 func BenchmarkCreate(b *testing.B) {
-	_, srv := newEmulatorServer(b, EmulatorConfig{Token: testToken})
+	_, srv := newEmulatorServer(b, emulator.Config{Token: testToken})
 	c := &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}
 	req := testRequest("bench")
 	ctx := context.Background()

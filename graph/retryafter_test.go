@@ -1,10 +1,13 @@
 package graph
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -46,28 +49,16 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-// The emulator's Retry-After must read back as at least the wait it stands for.
-func TestFormatRetryAfter(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want string
-	}{
-		{-time.Second, "0"},
-		{0, "0"},
-		{time.Nanosecond, "0.001"},
-		{250 * time.Millisecond, "0.250"},
-		{time.Second, "1"},
-		{1000100 * time.Microsecond, "1.001"},
-		{2128 * time.Millisecond, "2.128"},
-		{3 * time.Minute, "180"},
-	}
-	for _, tt := range tests {
-		got := formatRetryAfter(tt.in)
-		if got != tt.want {
-			t.Errorf("formatRetryAfter(%v) = %q, want %q", tt.in, got, tt.want)
-		}
-		if d, ok := ParseRetryAfter(got, time.Now()); !ok || d < tt.in || d-max(tt.in, 0) >= time.Millisecond {
-			t.Errorf("ParseRetryAfter(formatRetryAfter(%v)) = %v, %v", tt.in, d, ok)
+// The emulator's Retry-After must read back as at least the wait it stands for, and
+// less than a millisecond more.
+func TestRetryAfterFromEmulator(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, 0, time.Nanosecond, 250 * time.Millisecond, time.Second,
+		1000100 * time.Microsecond, 2128 * time.Millisecond, 3 * time.Minute} {
+		_, srv := newEmulatorServer(t, emulator.Config{ThrottleFirst: 1, RetryAfter: d})
+		c := &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}
+		resp, err := c.Create(context.Background(), testRequest("retry-after"))
+		if err != nil || resp.Status != 429 || !resp.HasRetryAfter || resp.RetryAfter < d || resp.RetryAfter-max(d, 0) >= time.Millisecond {
+			t.Errorf("Retry-After for %v: %v (%v), status %d, %v", d, resp.RetryAfter, resp.HasRetryAfter, resp.Status, err)
 		}
 	}
 }

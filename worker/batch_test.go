@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -15,7 +16,7 @@ func (h *harness) batching(n int, linger time.Duration) {
 }
 
 func TestBatchOf20Creates1000Events(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{})
+	h := newHarness(t, emulator.Config{})
 	// Batches fill only when 20 creates are in flight at once: concurrency above the batch
 	// size, and a rate limit that is not what holds them back.
 	h.cfg.Concurrency, h.cfg.Rate, h.cfg.Burst = 40, 100000, 100
@@ -53,7 +54,7 @@ func TestBatchOf20Creates1000Events(t *testing.T) {
 // 400 and 429: each reaches its own outcome, the throttled one after a retry of its own.
 func TestBatchWithMixedAnswers(t *testing.T) {
 	const configThrottled = "00000000-0000-4000-8000-000000000429"
-	h := newHarness(t, graph.EmulatorConfig{
+	h := newHarness(t, emulator.Config{
 		RejectIDs: []string{configReject}, ThrottleIDs: []string{configThrottled}, RetryAfter: 100 * time.Millisecond,
 	})
 	// A long linger, so the three events go in one batch on a busy machine too, however they

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -25,21 +26,21 @@ type harness struct {
 	nats   *natstest.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	emu    *graph.Emulator
+	emu    *emulator.Emulator
 	client *graph.Client
 	// creator, when set, is what workers send creates through instead of client (a graph.Batcher).
 	creator worker.Creator
 	cfg     worker.Config
 }
 
-func newHarness(t *testing.T, emuCfg graph.EmulatorConfig) *harness {
+func newHarness(t *testing.T, emuCfg emulator.Config) *harness {
 	t.Helper()
 	ns := natstest.Start(t)
 	nc, js := natstest.Connect(t, ns.ClientURL())
 	if emuCfg.Token == "" {
 		emuCfg.Token = testToken
 	}
-	emu := graph.NewEmulator(emuCfg)
+	emu := emulator.New(emuCfg)
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	return &harness{

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -22,7 +23,7 @@ import (
 func BenchmarkPipeline(b *testing.B) {
 	ns := natstest.Start(b)
 	_, js := natstest.Connect(b, ns.ClientURL())
-	srv := httptest.NewServer(graph.NewEmulator(graph.EmulatorConfig{}))
+	srv := httptest.NewServer(emulator.New(emulator.Config{}))
 	b.Cleanup(srv.Close)
 	client := &graph.Client{BaseURL: srv.URL + "/beta", Tokens: graph.StaticToken(testToken)}
 	ctx := context.Background()

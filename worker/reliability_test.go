@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -13,7 +13,7 @@ import (
 // the pull loop, the ledger and the publishes ride it out, every event ends exactly once,
 // and no event is created twice, since the worker itself never crashed.
 func TestNATSRestartMidFlow(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	h := newHarness(t, emulator.Config{Latency: 2 * time.Millisecond})
 	h.start()
 	const n = 3000
 	ids := proctest.IDs(n)

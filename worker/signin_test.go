@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/entratest"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -45,7 +46,7 @@ func TestSignInFailuresRevealNoSecret(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := newHarness(t, graph.EmulatorConfig{Token: tt.graphToken})
+			h := newHarness(t, emulator.Config{Token: tt.graphToken})
 			h.client.Tokens = tokens
 			core, logs := observer.New(zap.DebugLevel)
 			h.start(worker.WithLogger(zap.New(core)))

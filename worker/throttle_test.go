@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 // TestThrottleAdaptsToTheTenantsLimit runs a worker allowed 1000 creates/s against a tenant
@@ -19,7 +19,7 @@ func TestThrottleAdaptsToTheTenantsLimit(t *testing.T) {
 		n          = 1500 // about 15 s at the tenant's rate
 		settle     = 5 * time.Second
 	)
-	h := newHarness(t, graph.EmulatorConfig{Rate: tenantRate, Burst: 5})
+	h := newHarness(t, emulator.Config{Rate: tenantRate, Burst: 5})
 	h.cfg.Rate, h.cfg.Burst = 1000, 1
 	// The first worker makes the streams; the events wait for the second, whose clock starts
 	// with all of them there to send.

@@ -12,12 +12,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
 
 func TestHappyPathCreatesEachEventOnce(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{})
+	h := newHarness(t, emulator.Config{})
 	h.start()
 	const n = 200
 	for i := range n {
@@ -90,7 +91,7 @@ func TestInvalidEventsAreDeadLetteredWithTheirOriginal(t *testing.T) {
 		{"invalid UTF-8", replace(`User 1`, "User \xff")},
 		{"over 64 KiB", replace(`"upn"`, `"pad":"`+strings.Repeat("x", schema.MaxEventSize)+`","upn"`)},
 	}
-	h := newHarness(t, graph.EmulatorConfig{})
+	h := newHarness(t, emulator.Config{})
 	h.start()
 	for i, c := range cases {
 		h.publish(fmt.Sprintf("bad-%d", i), []byte(c.body))
@@ -129,7 +130,7 @@ func TestInvalidEventsAreDeadLetteredWithTheirOriginal(t *testing.T) {
 func TestGraphAnswers(t *testing.T) {
 	cases := []struct {
 		name        string
-		emu         graph.EmulatorConfig
+		emu         emulator.Config
 		config      string
 		maxAttempts int
 		want        worker.Outcome
@@ -137,21 +138,21 @@ func TestGraphAnswers(t *testing.T) {
 		code        string
 		attempts    int
 	}{
-		{name: "404 unknown configuration", emu: graph.EmulatorConfig{NotFoundIDs: []string{configNotFound}},
+		{name: "404 unknown configuration", emu: emulator.Config{NotFoundIDs: []string{configNotFound}},
 			config: configNotFound, want: worker.GraphRejected, status: 404, code: "ResourceNotFound", attempts: 1},
-		{name: "400 rejected", emu: graph.EmulatorConfig{RejectIDs: []string{configReject}},
+		{name: "400 rejected", emu: emulator.Config{RejectIDs: []string{configReject}},
 			config: configReject, want: worker.GraphRejected, status: 400, code: "BadRequest", attempts: 1},
-		{name: "429 twice then created", emu: graph.EmulatorConfig{ThrottleFirst: 2, RetryAfter: 50 * time.Millisecond},
+		{name: "429 twice then created", emu: emulator.Config{ThrottleFirst: 2, RetryAfter: 50 * time.Millisecond},
 			config: configOK, want: worker.Created, status: 201, attempts: 3},
-		{name: "503 twice then created", emu: graph.EmulatorConfig{FailFirst: 2, FailStatus: 503},
+		{name: "503 twice then created", emu: emulator.Config{FailFirst: 2, FailStatus: 503},
 			config: configOK, want: worker.Created, status: 201, attempts: 3},
-		{name: "500 then created", emu: graph.EmulatorConfig{FailFirst: 1, FailStatus: 500},
+		{name: "500 then created", emu: emulator.Config{FailFirst: 1, FailStatus: 500},
 			config: configOK, want: worker.Created, status: 201, attempts: 2},
-		{name: "429 without Retry-After, then created", emu: graph.EmulatorConfig{ThrottleFirst: 1, OmitRetryAfter: true},
+		{name: "429 without Retry-After, then created", emu: emulator.Config{ThrottleFirst: 1, OmitRetryAfter: true},
 			config: configOK, want: worker.Created, status: 201, attempts: 2},
-		{name: "504 until max attempts", emu: graph.EmulatorConfig{FailFirst: 100, FailStatus: 504},
+		{name: "504 until max attempts", emu: emulator.Config{FailFirst: 100, FailStatus: 504},
 			config: configOK, maxAttempts: 3, want: worker.RetriesExhausted, status: 504, attempts: 3},
-		{name: "429 until max attempts", emu: graph.EmulatorConfig{ThrottleFirst: 100, RetryAfter: 10 * time.Millisecond},
+		{name: "429 until max attempts", emu: emulator.Config{ThrottleFirst: 100, RetryAfter: 10 * time.Millisecond},
 			config: configOK, maxAttempts: 2, want: worker.RetriesExhausted, status: 429, code: "TooManyRequests", attempts: 2},
 	}
 	for _, c := range cases {
@@ -187,7 +188,7 @@ func TestGraphAnswers(t *testing.T) {
 }
 
 func TestRetryAfterIsHonouredByEverySender(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{ThrottleFirst: 1, RetryAfter: time.Second})
+	h := newHarness(t, emulator.Config{ThrottleFirst: 1, RetryAfter: time.Second})
 	h.start()
 	start := time.Now()
 	for i := range 5 {
@@ -210,7 +211,7 @@ func TestRetryAfterIsHonouredByEverySender(t *testing.T) {
 }
 
 func TestEventIDFallsBackToStreamAndSequence(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{})
+	h := newHarness(t, emulator.Config{})
 	h.start()
 	h.publish("", event(configOK, 1))
 	out := h.waitOutputs(1, 30*time.Second)
@@ -226,7 +227,7 @@ func TestEventIDFallsBackToStreamAndSequence(t *testing.T) {
 func TestStartRefusesSubjectsThatCaptureOutput(t *testing.T) {
 	for _, subject := range []string{"hwstate.>", "hwstate.userstate.*", ">"} {
 		t.Run(subject, func(t *testing.T) {
-			h := newHarness(t, graph.EmulatorConfig{})
+			h := newHarness(t, emulator.Config{})
 			h.cfg.Subject = subject
 			w := worker.New(h.js, h.client, h.cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -242,7 +243,7 @@ func TestStartRefusesSubjectsThatCaptureOutput(t *testing.T) {
 // A 401 is the worker's credentials, not the event's: nothing is dead-lettered, and the event
 // is created once the credentials are right.
 func TestUnauthorizedWaitsInsteadOfDeadLettering(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{Token: "the-real-token"})
+	h := newHarness(t, emulator.Config{Token: "the-real-token"})
 	h.cfg.MaxAttempts = 2
 	h.start()
 	h.publish("ev", event(configOK, 1))
@@ -268,7 +269,7 @@ func TestUnauthorizedWaitsInsteadOfDeadLettering(t *testing.T) {
 // While Graph is down the breaker opens: events wait, nothing is dead-lettered even with a
 // low MaxAttempts, few requests reach Graph, and everything is created once it is back.
 func TestOutageDeadLettersNothing(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{Outage: true})
+	h := newHarness(t, emulator.Config{Outage: true})
 	h.cfg.MaxAttempts = 3
 	h.start()
 	const n = 50
@@ -295,7 +296,7 @@ func TestOutageDeadLettersNothing(t *testing.T) {
 
 // A redelivered event that the ledger knows is answered from it, with no call to Graph.
 func TestLedgerAnswersRedeliveries(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{})
+	h := newHarness(t, emulator.Config{})
 	r := h.start()
 	h.publish("ev", event(configOK, 1))
 	h.waitOutputs(1, 30*time.Second)
@@ -335,7 +336,7 @@ func TestLedgerAnswersRedeliveries(t *testing.T) {
 // Shutdown mid-flow: what was sent finishes, the rest is handed back, and a new worker
 // finishes the job with every event exactly once.
 func TestShutdownMidFlowLosesNothing(t *testing.T) {
-	h := newHarness(t, graph.EmulatorConfig{Latency: 20 * time.Millisecond})
+	h := newHarness(t, emulator.Config{Latency: 20 * time.Millisecond})
 	h.cfg.Rate, h.cfg.Burst = 100, 5
 	r := h.start()
 	const n = 300

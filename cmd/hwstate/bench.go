@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -25,9 +25,7 @@ import (
 type benchScenario struct {
 	name, summary string
 	events        int
-	emulator      graph.EmulatorConfig
-	// window, when set, puts a sliding-window write limit in front of the emulator.
-	window *windowLimit
+	emulator      emulator.Config
 	// Worker settings (HWSTATE_*).
 	rate        float64
 	burst       int
@@ -62,13 +60,13 @@ func benchScenarios() []benchScenario {
 		},
 		{
 			name: "latency", summary: "100 ms per Graph request, rate 400/s, concurrency 64, events published at 400/s",
-			events: 12_000, emulator: graph.EmulatorConfig{Latency: 100 * time.Millisecond},
+			events: 12_000, emulator: emulator.Config{Latency: 100 * time.Millisecond},
 			rate: 400, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1, publishRate: 400,
 			targets: []benchTarget{{figure: "events/s", atLeast: true, value: 0.97 * 400}},
 		},
 		{
 			name: "tenant", summary: "tenant allows 100 writes per sliding 20 s window (Retry-After); worker set to 10x that (50/s)",
-			events: 3000, window: &windowLimit{limit: 100, per: 20 * time.Second},
+			events: 3000, emulator: emulator.Config{Window: emulator.Window{Limit: 100, Per: 20 * time.Second}},
 			rate: 50, burst: 1, concurrency: 32, ackWait: 60 * time.Second, graphBatch: 1,
 			duration: 3*time.Minute + 30*time.Second, warmup: 20 * time.Second,
 			targets: []benchTarget{
@@ -78,7 +76,7 @@ func benchScenarios() []benchScenario {
 		},
 		{
 			name: "tenant-bucket", summary: "tenant token bucket 100/s (burst 5, Retry-After); worker set to 1,000/s",
-			events: 20_000, emulator: graph.EmulatorConfig{Rate: 100, Burst: 5},
+			events: 20_000, emulator: emulator.Config{Rate: 100, Burst: 5},
 			rate: 1000, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
 			duration: time.Minute, warmup: 20 * time.Second,
 			targets: []benchTarget{
@@ -192,8 +190,7 @@ type benchEnv struct {
 	graphURL string
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	emu      *graph.Emulator
-	window   *windowLimiter
+	emu      *emulator.Emulator
 	close    func()
 }
 
@@ -232,37 +229,14 @@ func startBenchEnv(sc benchScenario) (env *benchEnv, err error) {
 
 	cfg := sc.emulator
 	cfg.Token = benchToken
-	env.emu = graph.NewEmulator(cfg)
-	var handler http.Handler = env.emu
-	if sc.window != nil {
-		env.window = newWindowLimiter(*sc.window, env.emu)
-		handler = env.window
-	}
+	env.emu = emulator.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: env.emu, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	closers = append(closers, func() { _ = srv.Close() })
 	env.graphURL = "http://" + ln.Addr().String() + "/beta"
 	return env, nil
-}
-
-// throttled counts the 429s the tenant answered, the emulator's and the window's.
-func (e *benchEnv) throttled() uint64 {
-	n := e.emu.Stats().Throttled
-	if e.window != nil {
-		n += e.window.rejected.Load()
-	}
-	return n
-}
-
-// requests counts the Graph requests that reached the tenant.
-func (e *benchEnv) requests() uint64 {
-	n := e.emu.Stats().Requests
-	if e.window != nil {
-		n += e.window.rejected.Load()
-	}
-	return n
 }

@@ -114,8 +114,8 @@ func (f *benchFigures) add(key, label string, v float64, decimals int) {
 
 // tenantBudget is the creates per second the emulated tenant allows; 0 for no limit.
 func (sc benchScenario) tenantBudget() float64 {
-	if sc.window != nil {
-		return sc.window.perSecond()
+	if w := sc.emulator.Window; w.Limit > 0 {
+		return float64(w.Limit) / w.Per.Seconds()
 	}
 	return sc.emulator.Rate
 }

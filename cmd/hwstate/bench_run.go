@@ -144,7 +144,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 		return nil, err
 	}
 	st := env.emu.Stats()
-	res.requests, res.batches, res.throttled, res.creates, res.dupes = env.requests(), st.Batches, env.throttled(), st.Creates, st.Duplicates
+	res.requests, res.batches, res.throttled, res.creates, res.dupes = st.Requests, st.Batches, st.Throttled, st.Creates, st.Duplicates
 	if err := child.stop(time.Minute); err != nil {
 		return nil, err
 	}
@@ -156,7 +156,8 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 
 // sample takes the pipeline's figures now.
 func (r *benchResult) sample(env *benchEnv, child *workerChild) (benchSample, error) {
-	s := benchSample{at: time.Since(r.ready), requests: env.requests(), throttled: env.throttled()}
+	st := env.emu.Stats()
+	s := benchSample{at: time.Since(r.ready), requests: st.Requests, throttled: st.Throttled}
 	for _, name := range benchOutputs {
 		n, err := streamMsgs(context.Background(), env.js, name)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -78,7 +79,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// Graph throttles the first create on one configuration (429 with Retry-After), does not
 	// know one, rejects creates on another, and always fails on a fourth.
-	emu := graph.NewEmulator(graph.EmulatorConfig{
+	emu := emulator.New(emulator.Config{
 		Token: demoToken, RetryAfter: 500 * time.Millisecond,
 		NotFoundIDs: []string{demoNotFoundID}, RejectIDs: []string{demoRejectID},
 		FailIDs: []string{demoFailingID}, ThrottleIDs: []string{demoThrottleID},
@@ -229,7 +230,7 @@ func readOutcomes(ctx context.Context, js jetstream.JetStream) (map[string]*outc
 	return got, err
 }
 
-func demoSummary(w io.Writer, samples []sample, got map[string]*outcomeOf, stats graph.EmulatorStats, elapsed time.Duration) error {
+func demoSummary(w io.Writer, samples []sample, got map[string]*outcomeOf, stats emulator.Stats, elapsed time.Duration) error {
 	type row struct{ want, got int }
 	rows := map[worker.Outcome]*row{}
 	notes := map[worker.Outcome]map[string]bool{}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -22,7 +22,7 @@ const dlqNotFound = "00000000-0000-4000-8000-000000000404"
 // not know their configuration) and one invalid_event, next to two created events.
 func dlqFixture(t *testing.T) *toolEnv {
 	t.Helper()
-	e := newToolEnv(t, graph.EmulatorConfig{NotFoundIDs: []string{dlqNotFound}})
+	e := newToolEnv(t, emulator.Config{NotFoundIDs: []string{dlqNotFound}})
 	e.startWorker()
 	e.publish(worker.DefaultSubject, "ok-1", []byte(demoEvent(publishConfig, 1)))
 	e.publish(worker.DefaultSubject, "rejected-1", []byte(demoEvent(dlqNotFound, 2)))
@@ -178,7 +178,7 @@ func TestDLQRedrive(t *testing.T) {
 }
 
 func TestDLQRedriveRefusals(t *testing.T) {
-	e := newToolEnv(t, graph.EmulatorConfig{})
+	e := newToolEnv(t, emulator.Config{})
 	e.startWorker()
 	original := `{"hardwareConfigurationId":"0f3c9a1e`
 	for i, d := range []worker.DeadLetter{

@@ -11,18 +11,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("emulate-graph", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg graph.EmulatorConfig
+	var cfg emulator.Config
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address; Graph is served under /beta, the control endpoint under /_emulator/")
 	fs.StringVar(&cfg.Token, "token", "", "the only bearer token accepted; empty: any")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "added to every answer")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "creates per second before 429 (a token bucket like a tenant's); 0: unlimited")
 	fs.IntVar(&cfg.Burst, "burst", 1, "token bucket size with --rate")
+	fs.IntVar(&cfg.Window.Limit, "window-limit", 0, "creates per sliding --window-per before 429 (Intune's shape: 100 per 20s); 0: unlimited")
+	fs.DurationVar(&cfg.Window.Per, "window-per", 20*time.Second, "the sliding window of --window-limit")
 	fs.DurationVar(&cfg.RetryAfter, "retry-after", time.Second, "Retry-After of injected 429s")
 	fs.BoolVar(&cfg.OmitRetryAfter, "omit-retry-after", false, "answer 429 without Retry-After, as Intune sometimes does")
 	fs.Float64Var(&cfg.ThrottleRate, "throttle-rate", 0, "probability of a 429 per request")
@@ -59,7 +61,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("listen %s: %w", *addr, err)
 	}
 	fmt.Fprintf(stdout, "Graph emulator on http://%s/beta (control: http://%s/_emulator/config, /_emulator/stats)\n", ln.Addr(), ln.Addr())
-	srv := &http.Server{Handler: graph.NewEmulator(cfg), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: emulator.New(cfg), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/proctest"
 )
 
@@ -21,7 +21,7 @@ func TestEmulateGraphFlags(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--outage-for", "1h", "--throttle-ids", id,
-			"--reject-ids", id, "--fail-status", "502", "--seed", "7"}, &stdout, io.Discard)
+			"--reject-ids", id, "--fail-status", "502", "--seed", "7", "--window-limit", "100"}, &stdout, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -43,12 +43,12 @@ func TestEmulateGraphFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var got graph.EmulatorConfig
+	var got emulator.Config
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	want := graph.EmulatorConfig{OutageFor: time.Hour, ThrottleIDs: []string{id}, RejectIDs: []string{id},
-		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second}
+	want := emulator.Config{OutageFor: time.Hour, ThrottleIDs: []string{id}, RejectIDs: []string{id},
+		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second, Window: emulator.Window{Limit: 100, Per: 20 * time.Second}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config %+v\nwant %+v", got, want)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -101,7 +101,7 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 	// The first create of each event on one configuration draws a 429, so throttling shows;
 	// one configuration is unknown (404), one always fails (503). The latency keeps creates
 	// in flight long enough to be seen.
-	e := newToolEnv(t, graph.EmulatorConfig{
+	e := newToolEnv(t, emulator.Config{
 		RetryAfter: 50 * time.Millisecond, Latency: 20 * time.Millisecond,
 		ThrottleIDs: []string{throttled}, NotFoundIDs: []string{dlqNotFound}, FailIDs: []string{failing},
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
@@ -44,7 +45,7 @@ type rig struct {
 	env   []string
 }
 
-func newRig(t *testing.T, servers []*natstest.Server, emu graph.EmulatorConfig) *rig {
+func newRig(t *testing.T, servers []*natstest.Server, emu emulator.Config) *rig {
 	t.Helper()
 	var urls []string
 	for _, s := range servers {
@@ -152,7 +153,7 @@ func TestProcessSIGKILL(t *testing.T) {
 	skipShort(t)
 	// Latency keeps creates in flight, so a kill may land between Graph's 201 and the ledger
 	// write, or (between creates) not.
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 3000
 	p := r.start()
 	ids := r.publish(n)
@@ -178,7 +179,7 @@ func TestProcessSIGKILL(t *testing.T) {
 // within the ack wait; a new process does the rest, every event exactly once, no duplicate.
 func TestProcessSIGTERM(t *testing.T) {
 	skipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 5 * time.Millisecond})
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 5 * time.Millisecond})
 	const n, ackWait = 2000, 10 * time.Second
 	p := r.start("HWSTATE_ACK_WAIT=" + ackWait.String())
 	ids := r.publish(n)
@@ -207,7 +208,7 @@ func TestProcessSIGTERM(t *testing.T) {
 // take over its messages after the ack wait.
 func TestProcessReplicas(t *testing.T) {
 	skipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 3000
 	procs := []*proctest.Process{r.start(), r.start(), r.start()}
 	ids := r.publish(n)
@@ -226,7 +227,7 @@ func TestProcessReplicas(t *testing.T) {
 // nothing is dead-lettered, few requests reach Graph, and all are created once it is back.
 func TestProcessGraphOutage(t *testing.T) {
 	skipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n, outage = 1500, 20 * time.Second
 	r.start("HWSTATE_MAX_ATTEMPTS=3")
 	ids := r.publish(n)
@@ -253,7 +254,7 @@ func TestProcessGraphOutage(t *testing.T) {
 func TestProcessNATSRestart(t *testing.T) {
 	skipShort(t)
 	ns := natstest.Start(t)
-	r := newRig(t, []*natstest.Server{ns}, graph.EmulatorConfig{Latency: 2 * time.Millisecond})
+	r := newRig(t, []*natstest.Server{ns}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 2000
 	p := r.start()
 	ids := r.publish(n)
@@ -301,7 +302,7 @@ func (r *rig) checkReplicated(ctx context.Context, want int) {
 func TestProcessClusterNodeDown(t *testing.T) {
 	skipShort(t)
 	nodes := natstest.Cluster(t)
-	r := newRig(t, nodes, graph.EmulatorConfig{})
+	r := newRig(t, nodes, emulator.Config{})
 	const n = 2000
 	r.start("HWSTATE_REPLICAS=3")
 	ids := r.publish(n)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -98,7 +98,7 @@ func TestPublishValidateReportsBadLinesByNumber(t *testing.T) {
 }
 
 func TestPublishRerunPublishesNothingNew(t *testing.T) {
-	e := newToolEnv(t, graph.EmulatorConfig{})
+	e := newToolEnv(t, emulator.Config{})
 	e.createInputStream(time.Hour)
 	lines, _ := badLines()
 	path := writeLines(t, lines)
@@ -144,7 +144,7 @@ func TestPublishRerunPublishesNothingNew(t *testing.T) {
 
 // A window of pending acks far smaller than the file makes publish wait for acks as it goes.
 func TestPublishManyLinesWithFewPendingAcks(t *testing.T) {
-	e := newToolEnv(t, graph.EmulatorConfig{})
+	e := newToolEnv(t, emulator.Config{})
 	e.createInputStream(time.Hour)
 	const n = 3000
 	lines := make([]string, n)
@@ -165,7 +165,7 @@ func TestPublishManyLinesWithFewPendingAcks(t *testing.T) {
 }
 
 func TestPublishRefusals(t *testing.T) {
-	e := newToolEnv(t, graph.EmulatorConfig{})
+	e := newToolEnv(t, emulator.Config{})
 	path := writeLines(t, []string{demoEvent(publishConfig, 1)})
 	for _, tc := range []struct {
 		name string

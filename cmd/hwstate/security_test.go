@@ -17,7 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
@@ -103,7 +103,7 @@ func checkAbsent(t *testing.T, secret string, written map[string]string) {
 func TestProcessTokenNeverWritten(t *testing.T) {
 	skipShort(t)
 	token := canary(t, "token")
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{
 		Token:     "not-" + token, // refused until the test puts the worker's token in force
 		RejectIDs: []string{configRejected},
 	})
@@ -136,7 +136,7 @@ func TestProcessClientSecretNeverWritten(t *testing.T) {
 	skipShort(t)
 	secret := canary(t, "secret")
 	proxy, tunnels := refusingProxy(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, graph.EmulatorConfig{})
+	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{})
 	p := r.start(
 		"HWSTATE_GRAPH_TOKEN=", // client credentials instead
 		"HWSTATE_TENANT_ID=00000000-0000-4000-8000-00000000000a",
@@ -225,7 +225,7 @@ func TestProcessNATSTLSAndCreds(t *testing.T) {
 	if !strings.HasPrefix(ns.ClientURL(), "tls://") {
 		t.Fatalf("URL %s", ns.ClientURL())
 	}
-	r := newRig(t, []*natstest.Server{ns}, graph.EmulatorConfig{})
+	r := newRig(t, []*natstest.Server{ns}, emulator.Config{})
 	r.start("HWSTATE_NATS_CA="+ns.CAFile, "HWSTATE_NATS_CREDS="+ns.CredsFile)
 	ids := r.publish(500)
 	r.waitDone(ids, time.Minute)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
@@ -24,16 +25,16 @@ type toolEnv struct {
 	t        *testing.T
 	natsURL  string
 	js       jetstream.JetStream
-	emu      *graph.Emulator
+	emu      *emulator.Emulator
 	graphURL string // the emulator's Graph base URL
 }
 
-func newToolEnv(t *testing.T, emuCfg graph.EmulatorConfig) *toolEnv {
+func newToolEnv(t *testing.T, emuCfg emulator.Config) *toolEnv {
 	t.Helper()
 	ns := natstest.Start(t)
 	_, js := natstest.Connect(t, ns.ClientURL())
 	emuCfg.Token = toolToken
-	emu := graph.NewEmulator(emuCfg)
+	emu := emulator.New(emuCfg)
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 	return &toolEnv{t: t, natsURL: ns.ClientURL(), js: js, emu: emu, graphURL: srv.URL + "/beta"}

@@ -7,23 +7,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/graph/emulator"
 )
 
 // Graph is the emulator served over loopback HTTP, counting the requests it is still
 // answering, so a test can wait for those a killed worker left behind before it counts
 // creates.
 type Graph struct {
-	*graph.Emulator
+	*emulator.Emulator
 	URL string // the base URL for HWSTATE_GRAPH_BASE_URL
 
 	inFlight atomic.Int64
 }
 
 // NewGraph serves an emulator with cfg until the test ends.
-func NewGraph(t testing.TB, cfg graph.EmulatorConfig) *Graph {
+func NewGraph(t testing.TB, cfg emulator.Config) *Graph {
 	t.Helper()
-	g := &Graph{Emulator: graph.NewEmulator(cfg)}
+	g := &Graph{Emulator: emulator.New(cfg)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.inFlight.Add(1)
 		defer g.inFlight.Add(-1)

@@ -1,4 +1,4 @@
-package graph
+package emulator
 
 import (
 	"bytes"
@@ -8,8 +8,39 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
+
+// maxBatch is the most requests Graph takes in one $batch.
+const maxBatch = 20
+
+// batchRequest and batchAnswer are the JSON of a $batch and of its answer, as Graph
+// documents them: written here from the documentation, not shared with any client, so
+// that a client's mistake in the format fails against the emulator.
+type batchRequest struct {
+	Requests []batchSubRequest `json:"requests"`
+}
+
+type batchSubRequest struct {
+	ID      string            `json:"id"`
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    json.RawMessage   `json:"body"`
+	// DependsOn is Graph's ordering of sub-requests; accepted and ignored, as every
+	// sub-request here is answered on its own.
+	DependsOn []string `json:"dependsOn"`
+}
+
+type batchAnswer struct {
+	Responses []batchSubResponse `json:"responses"`
+}
+
+type batchSubResponse struct {
+	ID      string            `json:"id"`
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
+}
 
 // isBatchPath says whether an escaped path is {prefix}/$batch.
 func isBatchPath(path string) bool {
@@ -18,15 +49,15 @@ func isBatchPath(path string) bool {
 
 // serveBatch answers POST {prefix}/$batch the way Graph does: the batch as a whole is
 // refused (outage, Authorization, and 400 for a payload Graph would refuse: not JSON, no
-// requests or more than MaxBatch, an id missing or used twice, a sub-request without
+// requests or more than maxBatch, an id missing or used twice, a sub-request without
 // method or url, or with a body but no Content-Type), or answered 200 with one
 // sub-response per sub-request, in an order of its own. Each sub-request goes through
-// create like a create sent alone: faults, rate limit and counters included.
-func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
+// create like a create sent alone: faults, rate limits and counters included.
+func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(r.Method, "$batch")
 	}
-	body, refused := admit(st, r)
+	body, refused := e.admit(st, r)
 	if refused != nil {
 		return *refused
 	}
@@ -38,8 +69,8 @@ func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
 		return failure(http.StatusBadRequest, "BadRequest", "Invalid batch payload: "+msg)
 	}
 	base := baseURL(r, strings.TrimSuffix(strings.TrimSuffix(r.URL.EscapedPath(), "/$batch"), "/%24batch"))
-	now := time.Now()
-	answers := batchAnswer{Responses: make([]subResponseJSON, len(reqs))}
+	now := e.now()
+	answers := batchAnswer{Responses: make([]batchSubResponse, len(reqs))}
 	for i, sub := range reqs {
 		header := make(http.Header, len(sub.Headers))
 		for k, v := range sub.Headers {
@@ -52,7 +83,7 @@ func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
 		for k := range h {
 			flat[k] = h.Get(k)
 		}
-		answers.Responses[i] = subResponseJSON{ID: sub.ID, Status: resp.status, Headers: flat, Body: b}
+		answers.Responses[i] = batchSubResponse{ID: sub.ID, Status: resp.status, Headers: flat, Body: b}
 	}
 	// Graph promises no order; neither does the emulator, so clients cannot come to rely on one.
 	rand.Shuffle(len(answers.Responses), func(i, j int) {
@@ -66,7 +97,7 @@ func (e *Emulator) serveBatch(st *emulatorState, r *http.Request) subResponse {
 }
 
 // parseBatch decodes a $batch payload and checks it as a whole; msg says what is wrong.
-func parseBatch(body []byte) (reqs []subRequestJSON, msg string) {
+func parseBatch(body []byte) (reqs []batchSubRequest, msg string) {
 	var br batchRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -79,8 +110,8 @@ func parseBatch(body []byte) (reqs []subRequestJSON, msg string) {
 	switch n := len(br.Requests); {
 	case n == 0:
 		return nil, "no requests"
-	case n > MaxBatch:
-		return nil, "the number of requests exceeds the limit of " + strconv.Itoa(MaxBatch)
+	case n > maxBatch:
+		return nil, "the number of requests exceeds the limit of " + strconv.Itoa(maxBatch)
 	}
 	ids := make(map[string]bool, len(br.Requests))
 	for _, sub := range br.Requests {
@@ -110,7 +141,7 @@ func hasHeader(h map[string]string, name string) bool {
 
 // serveSub answers one sub-request: its url is relative to the Graph root the $batch was
 // sent to, with or without a leading slash.
-func (e *Emulator) serveSub(st *emulatorState, base string, sub subRequestJSON, header http.Header) subResponse {
+func (e *Emulator) serveSub(st *state, base string, sub batchSubRequest, header http.Header) subResponse {
 	if strings.Contains(sub.URL, "://") {
 		return failure(http.StatusBadRequest, "BadRequest", "The url of a batch request must be relative.")
 	}
@@ -119,9 +150,7 @@ func (e *Emulator) serveSub(st *emulatorState, base string, sub subRequestJSON, 
 	case !ok || prefix != "":
 		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+sub.URL+".")
 	case !strings.EqualFold(sub.Method, http.MethodPost):
-		resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+sub.Method+" is not allowed on userRunStates here.")
-		resp.header = http.Header{"Allow": {http.MethodPost}}
-		return resp
+		return methodNotAllowed(sub.Method, "userRunStates here")
 	}
 	return e.create(st, subRequest{base: base, configID: configID, header: header, body: sub.Body})
 }

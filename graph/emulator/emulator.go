@@ -1,0 +1,226 @@
+// Package emulator is a stand-in for Microsoft Graph's Intune userRunStates API, served
+// over real HTTP (with net/http/httptest or any http.Server) to the client under test. It
+// answers as strictly as Graph, with wire types of its own so that a mistake in a client's
+// encoding fails against it, and injects the faults a test or a load run asks for:
+// throttling, outages, server errors, a tenant's write limits. Counters tell what a client
+// did, duplicate creates above all.
+package emulator
+
+import (
+	"context"
+	"crypto/subtle"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+)
+
+const (
+	// controlPrefix is where the emulator's own endpoints live; Graph has no path
+	// starting with an underscore, so they cannot hide a Graph route.
+	controlPrefix = "/_emulator/"
+	// maxRequestBody bounds a create's body (Graph's own limit is a few MiB; an entity
+	// is under 1 KiB) and maxControlBody a configuration.
+	maxRequestBody = 1 << 20
+	maxControlBody = 64 << 10
+)
+
+// Emulator is an http.Handler that answers the create like Graph
+// (POST {any prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates), as
+// strictly, with the faults its Config asks for. Create one with New.
+//
+// A request is checked in this order: route (404; 405 for a method other than POST),
+// Outage and OutageFor (503), Authorization (401), client-request-id (400 unless absent
+// or a GUID); then the injected faults: ThrottleFirst, ThrottleRate, Window and Rate
+// (429), FailFirst and ErrorRate (5xx); then Content-Type (415 unless application/json),
+// the configuration id (400 unless a GUID; 404 if in NotFoundIDs; 429 for the first
+// request of a client-request-id if in ThrottleIDs), the body (400 when
+// schema.DecodeUserState refuses it, naming the field), RejectIDs (400) and FailIDs
+// (FailStatus); at last, 201 with the entity as posted plus its new id and
+// @odata.context.
+//
+// POST {any prefix}/$batch is served too, as strictly as Graph (see serveBatch): each
+// sub-request is checked from client-request-id on, like a create sent alone.
+//
+// Latency is added after the answer is decided, as with a slow Graph: a client that
+// gives up waiting has still created the entity, the ambiguous case that idempotency
+// records exist for, and Duplicates shows what a retry then does.
+//
+// Control endpoints, without authentication: GET /_emulator/stats (Stats as JSON), GET
+// /_emulator/config, PUT /_emulator/config (replaces the configuration) and PATCH
+// /_emulator/config (changes only the fields given); the last two answer the
+// configuration now in force, or 400 for an invalid one.
+//
+// The emulator remembers every client-request-id it has seen, a few dozen bytes each,
+// for as long as it runs.
+type Emulator struct {
+	now     func() time.Time
+	state   atomic.Pointer[state]
+	control *http.ServeMux
+	stats   counters
+
+	mu  sync.Mutex // serialises configuration changes; guards rng and ids
+	rng *rand.Rand
+	ids map[uuid.UUID]idCounts
+}
+
+// state is one configuration in force, swapped whole, so a request sees one
+// configuration from start to end without locking.
+type state struct {
+	cfg                              Config
+	bucket                           *rate.Limiter // nil: no Rate
+	window                           *window       // nil: no Window
+	outageUntil                      time.Time     // the end of the OutageFor window
+	notFound, reject, fail, throttle map[uuid.UUID]bool
+}
+
+type idCounts struct{ seen, created int }
+
+// Option changes how an Emulator works, beyond its Config.
+type Option func(*Emulator)
+
+// WithClock makes the Emulator take the time from now instead of time.Now: for its rate
+// limits, outage windows, Retry-After and Date. A test can then let time pass without
+// waiting. Latency is still waited in real time.
+func WithClock(now func() time.Time) Option {
+	return func(e *Emulator) { e.now = now }
+}
+
+// New returns an Emulator running with cfg.
+func New(cfg Config, opts ...Option) *Emulator {
+	e := &Emulator{now: time.Now, ids: make(map[uuid.UUID]idCounts)}
+	for _, opt := range opts {
+		opt(e)
+	}
+	e.SetConfig(cfg)
+	e.control = e.controlMux()
+	return e
+}
+
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		e.control.ServeHTTP(w, r)
+		return
+	}
+	st := e.state.Load()
+	var resp subResponse
+	if isBatchPath(r.URL.EscapedPath()) {
+		e.stats.batches.Add(1)
+		resp = e.serveBatch(st, r)
+	} else {
+		resp = e.serve(st, r)
+	}
+	if resp.status != http.StatusOK { // a $batch answered 200 has counted its creates
+		e.stats.count(resp.status)
+	}
+	if !sleep(r.Context(), st.cfg.Latency) {
+		return // the client is gone
+	}
+	clientRequestID := r.Header.Get("client-request-id")
+	header, body := resp.finish(clientRequestID, e.now())
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(body) // a client that stopped reading has nothing to be told
+}
+
+// serve answers what belongs to the HTTP request as a whole, then hands the create
+// to create, which a $batch would call once per sub-request.
+func (e *Emulator) serve(st *state, r *http.Request) subResponse {
+	prefix, configID, ok := splitCreatePath(r.URL.EscapedPath())
+	switch {
+	case !ok:
+		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+r.URL.EscapedPath()+".")
+	case r.Method != http.MethodPost:
+		return methodNotAllowed(r.Method, "userRunStates here")
+	}
+	body, refused := e.admit(st, r)
+	if refused != nil {
+		return *refused
+	}
+	return e.create(st, subRequest{
+		base:     baseURL(r, prefix),
+		configID: configID,
+		header:   r.Header,
+		body:     body,
+	})
+}
+
+// admit checks what comes before any create, alone or in a $batch: outage,
+// Authorization, and the body's size; it returns the body, or the answer refusing it.
+func (e *Emulator) admit(st *state, r *http.Request) ([]byte, *subResponse) {
+	refuse := func(resp subResponse) ([]byte, *subResponse) { return nil, &resp }
+	if st.cfg.Outage || e.now().Before(st.outageUntil) {
+		return refuse(failure(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is unavailable (emulated outage)."))
+	}
+	if msg := checkAuthorization(r.Header.Get("Authorization"), st.cfg.Token); msg != "" {
+		return refuse(failure(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	switch {
+	case err != nil:
+		return refuse(failure(http.StatusBadRequest, "BadRequest", "The request body could not be read."))
+	case len(body) > maxRequestBody:
+		return refuse(failure(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is too large."))
+	}
+	return body, nil
+}
+
+// baseURL is scheme://host/prefix of a request, for @odata.context.
+func baseURL(r *http.Request, prefix string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + prefix
+}
+
+// splitCreatePath splits an escaped path into the prefix before /deviceManagement and
+// the configuration id; ok is false unless the path is the userRunStates collection.
+// The id is taken escaped, so an encoded slash stays inside it and fails the GUID check.
+func splitCreatePath(path string) (prefix, configID string, ok bool) {
+	const parent = "/deviceManagement/hardwareConfigurations/"
+	i := strings.Index(path, parent)
+	if i < 0 {
+		return "", "", false
+	}
+	configID, ok = strings.CutSuffix(path[i+len(parent):], "/userRunStates")
+	if !ok || configID == "" || strings.Contains(configID, "/") {
+		return "", "", false
+	}
+	return path[:i], configID, true
+}
+
+// checkAuthorization returns why an Authorization header is refused, or "".
+func checkAuthorization(header, want string) string {
+	scheme, token, _ := strings.Cut(header, " ")
+	switch {
+	case !strings.EqualFold(scheme, "Bearer") || token == "":
+		return "Access token is empty."
+	case want != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1:
+		return "Access token validation failure. Invalid audience."
+	}
+	return ""
+}
+
+// sleep waits d in real time; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
