@@ -29,10 +29,13 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&cfg.OmitRetryAfter, "omit-retry-after", false, "answer 429 without Retry-After, as Intune sometimes does")
 	fs.Float64Var(&cfg.ThrottleRate, "throttle-rate", 0, "probability of a 429 per request")
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "probability of a 503 per request")
+	fs.Float64Var(&cfg.AmbiguousRate, "ambiguous-rate", 0, "probability that a create is made and its answer then lost (see --ambiguous-faults)")
 	fs.IntVar(&cfg.ThrottleFirst, "throttle-first", 0, "answer 429 to the first N requests of each client-request-id")
 	fs.IntVar(&cfg.FailFirst, "fail-first", 0, "answer --fail-status to the next N requests of each client-request-id, after --throttle-first")
 	fs.IntVar(&cfg.FailStatus, "fail-status", 503, "the 5xx of --fail-first and --fail-ids")
-	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of --throttle-rate and --error-rate draws; 0: random")
+	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of --throttle-rate, --error-rate and --ambiguous-rate draws; 0: random")
+	fs.IntVar(&cfg.RefuseFilter, "refuse-filter", 0, "answer this status (400 or 501) to a list with $filter, as a tenant may; 0: serve the filter")
+	fs.IntVar(&cfg.PageSize, "page-size", 0, "the most user states in a page of a list, whatever $top asks; 0: $top, or 100")
 	fs.BoolVar(&cfg.Outage, "outage", false, "answer 503 to everything (switch off with PATCH /_emulator/config {\"outage\":false})")
 	fs.DurationVar(&cfg.OutageFor, "outage-for", 0, "an outage window: answer 503 to everything for this long from start (later: PATCH /_emulator/config {\"outageFor\":\"30s\"})")
 	for _, f := range []struct {
@@ -43,13 +46,18 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		{"reject-ids", "comma-separated configuration ids whose creates are answered 400", &cfg.RejectIDs},
 		{"fail-ids", "comma-separated configuration ids whose creates always answer --fail-status", &cfg.FailIDs},
 		{"throttle-ids", "comma-separated configuration ids whose first create of each client-request-id answers 429", &cfg.ThrottleIDs},
+		{"ambiguous-faults", "comma-separated faults of --ambiguous-rate: 500, 504 (that answer), hang (none until the client gives up), drop (the connection closed); empty: all", &cfg.AmbiguousFaults},
 	} {
 		fs.Func(f.name, f.usage, func(v string) error {
 			*f.ids = strings.Split(v, ",")
 			return nil
 		})
 	}
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate emulate-graph [flags]\n\nThe Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.")
+	fs.Usage = flagUsage(fs, stdout, "usage: hwstate emulate-graph [flags]\n\n"+
+		"The Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.\n"+
+		"GET on a configuration's userRunStates lists what was created ($filter=upn eq '...', $top, @odata.nextLink).\n"+
+		"Every flag's setting can change while it runs: PUT or PATCH /_emulator/config with its JSON form\n"+
+		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

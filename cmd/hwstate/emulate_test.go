@@ -21,7 +21,8 @@ func TestEmulateGraphFlags(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--outage-for", "1h", "--throttle-ids", id,
-			"--reject-ids", id, "--fail-status", "502", "--seed", "7", "--window-limit", "100"}, &stdout, io.Discard)
+			"--reject-ids", id, "--fail-status", "502", "--seed", "7", "--window-limit", "100",
+			"--ambiguous-rate", "0.03", "--ambiguous-faults", "504,drop", "--refuse-filter", "501", "--page-size", "10"}, &stdout, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -48,7 +49,8 @@ func TestEmulateGraphFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := emulator.Config{OutageFor: time.Hour, ThrottleIDs: []string{id}, RejectIDs: []string{id},
-		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second, Window: emulator.Window{Limit: 100, Per: 20 * time.Second}}
+		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second, Window: emulator.Window{Limit: 100, Per: 20 * time.Second},
+		AmbiguousRate: 0.03, AmbiguousFaults: []string{emulator.Fault504, emulator.FaultDrop}, RefuseFilter: 501, PageSize: 10}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config %+v\nwant %+v", got, want)
 	}

@@ -52,10 +52,11 @@ func isBatchPath(path string) bool {
 // requests or more than maxBatch, an id missing or used twice, a sub-request without
 // method or url, or with a body but no Content-Type), or answered 200 with one
 // sub-response per sub-request, in an order of its own. Each sub-request goes through
-// create like a create sent alone: faults, rate limits and counters included.
+// create like a create sent alone: faults, rate limits and counters included (a
+// sub-request whose answer is lost by hang or drop loses the answer of the $batch).
 func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 	if r.Method != http.MethodPost {
-		return methodNotAllowed(r.Method, "$batch")
+		return methodNotAllowed(r.Method, "$batch", http.MethodPost)
 	}
 	body, refused := e.admit(st, r)
 	if refused != nil {
@@ -70,6 +71,7 @@ func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 	}
 	base := baseURL(r, strings.TrimSuffix(strings.TrimSuffix(r.URL.EscapedPath(), "/$batch"), "/%24batch"))
 	now := e.now()
+	lost := answered
 	answers := batchAnswer{Responses: make([]batchSubResponse, len(reqs))}
 	for i, sub := range reqs {
 		header := make(http.Header, len(sub.Headers))
@@ -78,6 +80,10 @@ func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 		}
 		resp := e.serveSub(st, base, sub, header)
 		e.stats.count(resp.status)
+		// The first sub-request whose answer is lost loses the whole answer.
+		if resp.lost != answered && lost == answered {
+			lost = resp.lost
+		}
 		h, b := resp.finish(header.Get("client-request-id"), now)
 		flat := make(map[string]string, len(h))
 		for k := range h {
@@ -93,7 +99,7 @@ func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 	if err != nil { // bodies are the emulator's own JSON: cannot fail
 		return failure(http.StatusInternalServerError, "InternalServerError", err.Error())
 	}
-	return subResponse{status: http.StatusOK, body: out}
+	return subResponse{status: http.StatusOK, body: out, lost: lost}
 }
 
 // parseBatch decodes a $batch payload and checks it as a whole; msg says what is wrong.
@@ -150,7 +156,7 @@ func (e *Emulator) serveSub(st *state, base string, sub batchSubRequest, header 
 	case !ok || prefix != "":
 		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+sub.URL+".")
 	case !strings.EqualFold(sub.Method, http.MethodPost):
-		return methodNotAllowed(sub.Method, "userRunStates here")
+		return methodNotAllowed(sub.Method, "userRunStates inside a $batch", http.MethodPost)
 	}
 	return e.create(st, subRequest{base: base, configID: configID, header: header, body: sub.Body})
 }

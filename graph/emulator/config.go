@@ -17,9 +17,10 @@ import (
 //
 // Its JSON form, used by the control endpoint, names the fields in lowerCamel case
 // (token, latency, rate, burst, window, retryAfter, omitRetryAfter, throttleFirst,
-// failFirst, failStatus, errorRate, throttleRate, seed, outage, outageFor, notFoundIds,
-// rejectIds, failIds, throttleIds), writes durations as Go duration strings ("250ms",
-// "2s"), and refuses unknown fields.
+// failFirst, failStatus, errorRate, throttleRate, ambiguousRate, ambiguousFaults, seed,
+// outage, outageFor, notFoundIds, rejectIds, failIds, throttleIds, refuseFilter,
+// pageSize), writes durations as Go duration strings ("250ms", "2s"), and refuses unknown
+// fields.
 type Config struct {
 	// Token, when set, is the only bearer token accepted; when empty, any is.
 	Token string `json:"token"`
@@ -50,7 +51,17 @@ type Config struct {
 	// only when Seed changes.
 	ErrorRate    float64 `json:"errorRate"`
 	ThrottleRate float64 `json:"throttleRate"`
-	Seed         int64   `json:"seed"`
+	// AmbiguousRate is the probability (0 to 1, from the same generator) that a create is
+	// made and its answer then lost, the failures after which a client cannot know
+	// whether Graph created the entity. The fault is drawn from AmbiguousFaults (empty:
+	// all of them): "500" and "504" answer that status; "hang" holds the answer until the
+	// client gives up (its request's context ends: a client without a timeout waits
+	// forever); "drop" closes the connection without an answer. Inside a $batch, a
+	// sub-request drawing 500 or 504 gets it as its sub-response, and one drawing hang or
+	// drop does that to the whole $batch once every sub-request is done.
+	AmbiguousRate   float64  `json:"ambiguousRate"`
+	AmbiguousFaults []string `json:"ambiguousFaults"`
+	Seed            int64    `json:"seed"`
 	// Outage answers every request 503 without Retry-After, before anything else.
 	Outage bool `json:"outage"`
 	// OutageFor is an outage window: like Outage for this long from the moment a
@@ -67,7 +78,24 @@ type Config struct {
 	// answers 429 (with RetryAfter), the next one as usual: one event throttled among
 	// others that are not, as inside a $batch.
 	ThrottleIDs []string `json:"throttleIds"`
+	// RefuseFilter, when 400 or 501, answers that status to every list request with a
+	// $filter, as a tenant that does not support filtering this collection may; 0 serves
+	// the filter.
+	RefuseFilter int `json:"refuseFilter"`
+	// PageSize, when positive, caps the user states in one page of a list below what
+	// $top asks for (Graph may page below $top); without $top, a page holds 100.
+	PageSize int `json:"pageSize"`
 }
+
+// The faults AmbiguousFaults can name.
+const (
+	Fault500  = "500"
+	Fault504  = "504"
+	FaultHang = "hang"
+	FaultDrop = "drop"
+)
+
+var ambiguousFaults = []string{Fault500, Fault504, FaultHang, FaultDrop}
 
 // Window is a sliding-window write limit, the shape Intune publishes for a tenant: Limit
 // creates in any span of Per (100 per 20 s per app per tenant). Beyond it the answer is
@@ -164,6 +192,7 @@ func (c Config) clone() Config {
 	c.RejectIDs = slices.Clone(c.RejectIDs)
 	c.FailIDs = slices.Clone(c.FailIDs)
 	c.ThrottleIDs = slices.Clone(c.ThrottleIDs)
+	c.AmbiguousFaults = slices.Clone(c.AmbiguousFaults)
 	return c
 }
 
@@ -189,6 +218,13 @@ func (c *Config) Validate() error {
 	check(c.FailStatus == 0 || c.FailStatus >= 500 && c.FailStatus <= 599, "failStatus", "must be 0 or a 5xx status")
 	check(c.ErrorRate >= 0 && c.ErrorRate <= 1, "errorRate", "must be from 0 to 1")
 	check(c.ThrottleRate >= 0 && c.ThrottleRate <= 1, "throttleRate", "must be from 0 to 1")
+	check(c.AmbiguousRate >= 0 && c.AmbiguousRate <= 1, "ambiguousRate", "must be from 0 to 1")
+	for _, f := range c.AmbiguousFaults {
+		check(slices.Contains(ambiguousFaults, f), "ambiguousFaults", fmt.Sprintf("%q is not one of %q", f, ambiguousFaults))
+	}
+	check(c.RefuseFilter == 0 || c.RefuseFilter == http.StatusBadRequest || c.RefuseFilter == http.StatusNotImplemented,
+		"refuseFilter", "must be 0, 400 or 501")
+	check(c.PageSize >= 0, "pageSize", "must not be negative")
 	for _, list := range []struct {
 		field string
 		ids   []string

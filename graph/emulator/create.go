@@ -25,6 +25,7 @@ type subResponse struct {
 	header http.Header // Retry-After, Allow
 	body   []byte      // on 201, the entity
 	err    *graphError // otherwise, the error's code and message
+	lost   lostAnswer  // set when the answer must not reach the client
 }
 
 // graphError is Graph's error object, as in {"error":{"code","message","innerError"}}.
@@ -38,10 +39,10 @@ type errorBody struct {
 	Error *graphError `json:"error"`
 }
 
-// methodNotAllowed answers 405 for anything but POST, naming what was asked for.
-func methodNotAllowed(method, what string) subResponse {
+// methodNotAllowed answers 405 for a method other than allow, naming what was asked for.
+func methodNotAllowed(method, what, allow string) subResponse {
 	resp := failure(http.StatusMethodNotAllowed, "MethodNotAllowed", "The method "+method+" is not allowed on "+what+".")
-	resp.header = http.Header{"Allow": {http.MethodPost}}
+	resp.header = http.Header{"Allow": {allow}}
 	return resp
 }
 
@@ -81,28 +82,17 @@ func (resp subResponse) finish(clientRequestID string, now time.Time) (http.Head
 // create answers one create the way Graph's service would, after the transport and
 // authentication checks.
 func (e *Emulator) create(st *state, r subRequest) subResponse {
-	var key uuid.UUID // uuid.Nil for requests without a client-request-id
-	if id := r.header.Get("client-request-id"); id != "" {
-		if !schema.IsGUID(id) {
-			return failure(http.StatusBadRequest, "BadRequest", "The client-request-id header must be a GUID.")
-		}
-		key = uuid.MustParse(id)
+	n, key, refused := e.arrive(st, r.header)
+	if refused != nil {
+		return *refused
 	}
-	n := e.arrive(key)
-	if resp, failed := e.injectFault(st, n); failed {
-		return resp
-	}
-
 	if mediaType, _, err := mime.ParseMediaType(r.header.Get("Content-Type")); err != nil || mediaType != "application/json" {
 		return failure(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Content-Type must be application/json.")
 	}
-	if !schema.IsGUID(r.configID) {
-		return failure(http.StatusBadRequest, "BadRequest", "hardwareConfigurationId must be a GUID.")
-	}
-	configID := uuid.MustParse(r.configID)
+	configID, refused := configuration(st, r.configID)
 	switch {
-	case st.notFound[configID]:
-		return failure(http.StatusNotFound, "ResourceNotFound", "No hardwareConfiguration with id "+r.configID+".")
+	case refused != nil:
+		return *refused
 	case st.throttle[configID] && n == 1:
 		return throttled(st.cfg.RetryAfter, st.cfg.OmitRetryAfter)
 	}
@@ -117,41 +107,77 @@ func (e *Emulator) create(st *state, r subRequest) subResponse {
 		return serverError(st.cfg.failStatus())
 	}
 
-	e.recordCreate(key)
+	entity := e.store(key, configID, userState)
 	odataContext, _ := json.Marshal(r.base + "/$metadata#deviceManagement/hardwareConfigurations('" + r.configID + "')/userRunStates/$entity") // a string: cannot fail
-	entity := userState.AppendGraphBody(nil)
-	body := make([]byte, 0, len(odataContext)+len(entity)+72)
+	body := make([]byte, 0, len(odataContext)+len(entity)+20)
 	body = append(body, `{"@odata.context":`...)
 	body = append(body, odataContext...)
-	body = append(body, `,"id":"`...)
-	body = append(body, uuid.NewString()...)
-	body = append(body, `",`...)
-	body = append(body, entity[1:]...) // entity is an object with @odata.type at least
-	return subResponse{status: http.StatusCreated, body: body}
+	body = append(body, ',')
+	body = append(body, entity[1:]...)
+	return e.ambiguous(&st.cfg, subResponse{status: http.StatusCreated, body: body})
 }
 
-// arrive counts a request of a client-request-id and returns its number, from 1.
-func (e *Emulator) arrive(key uuid.UUID) int {
+// arrive checks the client-request-id of a Graph request (create or list), counts the
+// request as its n-th, and injects the faults configured for it; refused is the answer
+// when it goes no further.
+func (e *Emulator) arrive(st *state, header http.Header) (n int, key uuid.UUID, refused *subResponse) {
+	// key stays uuid.Nil for requests without a client-request-id: they count together.
+	if id := header.Get("client-request-id"); id != "" {
+		if !schema.IsGUID(id) {
+			resp := failure(http.StatusBadRequest, "BadRequest", "The client-request-id header must be a GUID.")
+			return 0, key, &resp
+		}
+		key = uuid.MustParse(id)
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	c := e.ids[key]
 	c.seen++
 	e.ids[key] = c
-	return c.seen
+	e.mu.Unlock()
+	if resp, failed := e.injectFault(st, c.seen); failed {
+		return c.seen, key, &resp
+	}
+	return c.seen, key, nil
 }
 
-func (e *Emulator) recordCreate(key uuid.UUID) {
-	if key == uuid.Nil {
-		return // no identity, so no duplicate either
+// configuration reads the configuration id of a request's URL: 400 unless a GUID, 404 if
+// in NotFoundIDs.
+func configuration(st *state, escaped string) (uuid.UUID, *subResponse) {
+	if !schema.IsGUID(escaped) {
+		resp := failure(http.StatusBadRequest, "BadRequest", "hardwareConfigurationId must be a GUID.")
+		return uuid.Nil, &resp
 	}
+	id := uuid.MustParse(escaped)
+	if st.notFound[id] {
+		resp := failure(http.StatusNotFound, "ResourceNotFound", "No hardwareConfiguration with id "+escaped+".")
+		return id, &resp
+	}
+	return id, nil
+}
+
+// store keeps a created user state under its configuration, with a new id, and counts
+// it; it returns the entity as Graph holds it: {"id":...,"@odata.type":...,...}.
+func (e *Emulator) store(key, configID uuid.UUID, u schema.UserState) []byte {
+	body := u.AppendGraphBody(nil) // an object with @odata.type at least
+	entity := make([]byte, 0, len(body)+48)
+	entity = append(entity, `{"id":"`...)
+	entity = append(entity, uuid.NewString()...)
+	entity = append(entity, `",`...)
+	entity = append(entity, body[1:]...)
+	e.stats.creates.Add(1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.entities[configID] = append(e.entities[configID], storedState{upn: u.UPN, entity: entity})
+	if key == uuid.Nil {
+		return entity // no identity, so no duplicate either
+	}
 	c := e.ids[key]
 	c.created++
 	e.ids[key] = c
 	if c.created > 1 {
 		e.stats.duplicates.Add(1)
 	}
+	return entity
 }
 
 // CreatesFor returns how many creates (201s) a client-request-id has had: 1 for every

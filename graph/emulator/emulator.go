@@ -33,17 +33,18 @@ const (
 
 // Emulator is an http.Handler that answers the create like Graph
 // (POST {any prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates), as
-// strictly, with the faults its Config asks for. Create one with New.
+// strictly, with the faults its Config asks for, and lists what was created (GET on the
+// same path, see list). Create one with New.
 //
-// A request is checked in this order: route (404; 405 for a method other than POST),
+// A create is checked in this order: route (404; 405 for a method other than GET or POST),
 // Outage and OutageFor (503), Authorization (401), client-request-id (400 unless absent
 // or a GUID); then the injected faults: ThrottleFirst, ThrottleRate, Window and Rate
 // (429), FailFirst and ErrorRate (5xx); then Content-Type (415 unless application/json),
 // the configuration id (400 unless a GUID; 404 if in NotFoundIDs; 429 for the first
 // request of a client-request-id if in ThrottleIDs), the body (400 when
 // schema.DecodeUserState refuses it, naming the field), RejectIDs (400) and FailIDs
-// (FailStatus); at last, 201 with the entity as posted plus its new id and
-// @odata.context.
+// (FailStatus); at last, the user state is created and kept, and, unless AmbiguousRate
+// loses the answer, 201 with the entity as posted plus its new id and @odata.context.
 //
 // POST {any prefix}/$batch is served too, as strictly as Graph (see serveBatch): each
 // sub-request is checked from client-request-id on, like a create sent alone.
@@ -65,9 +66,10 @@ type Emulator struct {
 	control *http.ServeMux
 	stats   counters
 
-	mu  sync.Mutex // serialises configuration changes; guards rng and ids
-	rng *rand.Rand
-	ids map[uuid.UUID]idCounts
+	mu       sync.Mutex // serialises configuration changes; guards rng, ids and entities
+	rng      *rand.Rand
+	ids      map[uuid.UUID]idCounts
+	entities map[uuid.UUID][]storedState // per configuration, in creation order
 }
 
 // state is one configuration in force, swapped whole, so a request sees one
@@ -82,6 +84,12 @@ type state struct {
 
 type idCounts struct{ seen, created int }
 
+// storedState is a created user state as a list answers it.
+type storedState struct {
+	upn    string
+	entity []byte // {"id":...,"@odata.type":...,...}
+}
+
 // Option changes how an Emulator works, beyond its Config.
 type Option func(*Emulator)
 
@@ -94,7 +102,7 @@ func WithClock(now func() time.Time) Option {
 
 // New returns an Emulator running with cfg.
 func New(cfg Config, opts ...Option) *Emulator {
-	e := &Emulator{now: time.Now, ids: make(map[uuid.UUID]idCounts)}
+	e := &Emulator{now: time.Now, ids: make(map[uuid.UUID]idCounts), entities: make(map[uuid.UUID][]storedState)}
 	for _, opt := range opts {
 		opt(e)
 	}
@@ -112,12 +120,16 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var resp subResponse
 	if isBatchPath(r.URL.EscapedPath()) {
 		e.stats.batches.Add(1)
-		resp = e.serveBatch(st, r)
+		if resp = e.serveBatch(st, r); resp.status != http.StatusOK { // one answered 200 has counted its creates
+			e.stats.count(resp.status)
+		}
 	} else {
 		resp = e.serve(st, r)
-	}
-	if resp.status != http.StatusOK { // a $batch answered 200 has counted its creates
 		e.stats.count(resp.status)
+	}
+	if resp.lost != answered {
+		withhold(w, r, resp.lost)
+		return
 	}
 	if !sleep(r.Context(), st.cfg.Latency) {
 		return // the client is gone
@@ -131,19 +143,22 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body) // a client that stopped reading has nothing to be told
 }
 
-// serve answers what belongs to the HTTP request as a whole, then hands the create
-// to create, which a $batch would call once per sub-request.
+// serve answers what belongs to the HTTP request as a whole, then hands a create to
+// create, which a $batch would call once per sub-request, or a list to list.
 func (e *Emulator) serve(st *state, r *http.Request) subResponse {
 	prefix, configID, ok := splitCreatePath(r.URL.EscapedPath())
 	switch {
 	case !ok:
 		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+r.URL.EscapedPath()+".")
-	case r.Method != http.MethodPost:
-		return methodNotAllowed(r.Method, "userRunStates here")
+	case r.Method != http.MethodPost && r.Method != http.MethodGet:
+		return methodNotAllowed(r.Method, "userRunStates", "GET, POST")
 	}
 	body, refused := e.admit(st, r)
-	if refused != nil {
+	switch {
+	case refused != nil:
 		return *refused
+	case r.Method == http.MethodGet:
+		return e.list(st, r, baseURL(r, prefix), configID)
 	}
 	return e.create(st, subRequest{
 		base:     baseURL(r, prefix),

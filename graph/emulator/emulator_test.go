@@ -37,9 +37,7 @@ func createPath(configID string) string { return testPrefix + configID + "/userR
 func newEmulatorServer(t testing.TB, cfg Config, opts ...Option) (*Emulator, *httptest.Server) {
 	t.Helper()
 	e := New(cfg, opts...)
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return e, srv
+	return e, serve(t, e)
 }
 
 // fakeClock is a clock that moves only when a test moves it.
@@ -155,7 +153,7 @@ func TestAnswers(t *testing.T) {
 	}{
 		{"unknown path", nil, rawRequest{method: "POST", path: "/beta/users"}, 404, "ResourceNotFound", ""},
 		{"path beyond the collection", nil, ok.to("POST", ok.path+"/x"), 404, "ResourceNotFound", ""},
-		{"GET", nil, ok.to("GET", ok.path), 405, "MethodNotAllowed", ""},
+		{"PATCH", nil, ok.to("PATCH", ok.path), 405, "MethodNotAllowed", ""},
 		{"no Authorization", nil, ok.with("Authorization", ""), 401, "InvalidAuthenticationToken", ""},
 		{"wrong token", nil, ok.with("Authorization", "Bearer other"), 401, "InvalidAuthenticationToken", ""},
 		{"not Bearer", nil, ok.with("Authorization", "Basic "+testToken), 401, "InvalidAuthenticationToken", ""},
@@ -192,8 +190,8 @@ func TestAnswers(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			if tt.wantStatus == 405 && resp.Header.Get("Allow") != "POST" {
-				t.Errorf("Allow %q, want POST", resp.Header.Get("Allow"))
+			if tt.wantStatus == 405 && resp.Header.Get("Allow") != "GET, POST" {
+				t.Errorf("Allow %q, want GET, POST", resp.Header.Get("Allow"))
 			}
 			if tt.wantCode == "" {
 				return
@@ -321,21 +319,41 @@ func TestInjectedFaults(t *testing.T) {
 	}
 }
 
+// TestSeed: the rates are drawn from the seeded generator, so a seed gives the same
+// answers, each of the statuses the rate can give.
 func TestSeed(t *testing.T) {
-	cfg := Config{ErrorRate: 0.5, Seed: 7}
-	_, a := newEmulatorServer(t, cfg)
-	_, b := newEmulatorServer(t, cfg)
-	seqA := statusSequence(t, a, uuid.NewString(), 32)
-	seqB := statusSequence(t, b, uuid.NewString(), 32)
-	if !reflect.DeepEqual(seqA, seqB) {
-		t.Errorf("same seed, different answers:\n%v\n%v", seqA, seqB)
+	tests := []struct {
+		name     string
+		cfg      Config
+		statuses []int
+	}{
+		{"error rate", Config{ErrorRate: 0.5, Seed: 7}, []int{201, 503}},
+		{"ambiguous rate", Config{AmbiguousRate: 0.5, AmbiguousFaults: []string{Fault500, Fault504}, Seed: 3}, []int{201, 500, 504}},
 	}
-	count := map[int]int{}
-	for _, s := range seqA {
-		count[s]++
-	}
-	if count[201] == 0 || count[503] == 0 || count[201]+count[503] != len(seqA) {
-		t.Errorf("ErrorRate 0.5 gave %v", count)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, a := newEmulatorServer(t, tt.cfg)
+			_, b := newEmulatorServer(t, tt.cfg)
+			seqA := statusSequence(t, a, uuid.NewString(), 32)
+			seqB := statusSequence(t, b, uuid.NewString(), 32)
+			if !reflect.DeepEqual(seqA, seqB) {
+				t.Errorf("same seed, different answers:\n%v\n%v", seqA, seqB)
+			}
+			count := map[int]int{}
+			for _, s := range seqA {
+				count[s]++
+			}
+			total := 0
+			for _, status := range tt.statuses {
+				if count[status] == 0 {
+					t.Errorf("no %d in %v", status, count)
+				}
+				total += count[status]
+			}
+			if total != len(seqA) {
+				t.Errorf("answers %v, want only %v", count, tt.statuses)
+			}
+		})
 	}
 }
 
@@ -421,14 +439,14 @@ func control(t *testing.T, srv *httptest.Server, method, path, body string) (int
 func TestControl(t *testing.T) {
 	e, srv := newEmulatorServer(t, Config{})
 	put := `{"token":"t","latency":"1.5ms","rate":5,"burst":2,"window":{"limit":100,"per":"20s"},"retryAfter":"2.128s","omitRetryAfter":true,` +
-		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"seed":42,` +
+		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"ambiguousRate":0.125,"ambiguousFaults":["hang","500"],"seed":42,` +
 		`"outage":true,"outageFor":"1m0s","notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null,` +
-		`"throttleIds":["` + testConfigID + `"]}`
+		`"throttleIds":["` + testConfigID + `"],"refuseFilter":501,"pageSize":7}`
 	want := Config{
 		Token: "t", Latency: 1500 * time.Microsecond, Rate: 5, Burst: 2, Window: Window{Limit: 100, Per: 20 * time.Second}, RetryAfter: 2128 * time.Millisecond,
 		OmitRetryAfter: true, ThrottleFirst: 1, FailFirst: 2, FailStatus: 502, ErrorRate: 0.25,
-		ThrottleRate: 0.5, Seed: 42, Outage: true, OutageFor: time.Minute, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
-		ThrottleIDs: []string{testConfigID},
+		ThrottleRate: 0.5, AmbiguousRate: 0.125, AmbiguousFaults: []string{FaultHang, Fault500}, Seed: 42, Outage: true, OutageFor: time.Minute, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
+		ThrottleIDs: []string{testConfigID}, RefuseFilter: 501, PageSize: 7,
 	}
 	if status, body := control(t, srv, "PUT", "/_emulator/config", put); status != 200 {
 		t.Fatalf("PUT: %d %s", status, body)
@@ -469,6 +487,10 @@ func TestControl(t *testing.T) {
 		`{"rate":-1}`,
 		`{"notFoundIds":["x"]}`,
 		`{"window":{"limit":5,"per":"0s"}}`,
+		`{"ambiguousRate":2}`,
+		`{"ambiguousFaults":["500","crash"]}`,
+		`{"refuseFilter":404}`,
+		`{"pageSize":-1}`,
 		`{"window":{"limit":5,"per":"soon"}}`,
 		`{"window":{"limit":-1,"per":"1s"}}`,
 		`{"window":{"limit":5,"per":"1s","burst":1}}`,

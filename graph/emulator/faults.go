@@ -65,3 +65,59 @@ func (e *Emulator) chance(p float64) bool {
 	defer e.mu.Unlock()
 	return e.rng.Float64() < p
 }
+
+// lostAnswer is what happens to an answer that must not reach the client.
+type lostAnswer int
+
+const (
+	answered lostAnswer = iota
+	hang                // held until the client gives up
+	drop                // the connection closed without an answer
+)
+
+// ambiguous draws, for a create just made whose answer is created, whether AmbiguousRate
+// loses that answer, and how; Stats count it.
+func (e *Emulator) ambiguous(cfg *Config, created subResponse) subResponse {
+	if cfg.AmbiguousRate <= 0 {
+		return created
+	}
+	kinds := cfg.AmbiguousFaults
+	if len(kinds) == 0 {
+		kinds = ambiguousFaults
+	}
+	e.mu.Lock()
+	fault := ""
+	if e.rng.Float64() < cfg.AmbiguousRate {
+		fault = kinds[e.rng.IntN(len(kinds))]
+	}
+	e.mu.Unlock()
+	switch fault {
+	case "":
+		return created
+	case Fault500:
+		created = serverError(http.StatusInternalServerError)
+	case Fault504:
+		created = serverError(http.StatusGatewayTimeout)
+	case FaultHang:
+		created.lost = hang
+	default:
+		created.lost = drop
+	}
+	e.stats.ambiguous.Add(1)
+	return created
+}
+
+// withhold makes sure the client never gets an answer to r.
+func withhold(w http.ResponseWriter, r *http.Request, lost lostAnswer) {
+	if lost == hang {
+		<-r.Context().Done() // the client gave up, or the server is shutting down
+		return
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not HTTP/1 (or a wrapper that cannot hijack): abort the response instead,
+		// which the server does without logging.
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}

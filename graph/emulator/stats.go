@@ -14,10 +14,16 @@ import (
 type Stats struct {
 	Requests uint64 `json:"requests"`
 	Batches  uint64 `json:"batches"`
-	Creates  uint64 `json:"creates"`
+	// Creates counts the user states created, whether or not their answer reached the
+	// client; Ambiguous counts those whose answer was lost on purpose (AmbiguousRate),
+	// also counted by their 5xx in ServerErrors.
+	Creates   uint64 `json:"creates"`
+	Ambiguous uint64 `json:"ambiguous"`
 	// Duplicates counts creates whose client-request-id already had one: what an
 	// idempotent client must keep at 0.
 	Duplicates uint64 `json:"duplicates"`
+	// Lists counts list requests answered 200.
+	Lists uint64 `json:"lists"`
 	// Throttled counts every 429: injected, or beyond Rate or Window.
 	Throttled    uint64 `json:"throttled"`
 	ServerErrors uint64 `json:"serverErrors"`
@@ -27,14 +33,14 @@ type Stats struct {
 }
 
 type counters struct {
-	requests, batches, creates, duplicates, throttled, serverErrors, unauthorized, badRequests, notFound atomic.Uint64
+	requests, batches, creates, ambiguous, duplicates, lists, throttled, serverErrors, unauthorized, badRequests, notFound atomic.Uint64
 }
 
 func (c *counters) count(status int) {
 	c.requests.Add(1)
 	switch {
-	case status == http.StatusCreated:
-		c.creates.Add(1)
+	case status == http.StatusOK:
+		c.lists.Add(1)
 	case status == http.StatusUnauthorized:
 		c.unauthorized.Add(1)
 	case status == http.StatusNotFound:
@@ -55,7 +61,9 @@ func (e *Emulator) Stats() Stats {
 		Requests:     c.requests.Load(),
 		Batches:      c.batches.Load(),
 		Creates:      c.creates.Load(),
+		Ambiguous:    c.ambiguous.Load(),
 		Duplicates:   c.duplicates.Load(),
+		Lists:        c.lists.Load(),
 		Throttled:    c.throttled.Load(),
 		ServerErrors: c.serverErrors.Load(),
 		Unauthorized: c.unauthorized.Load(),
