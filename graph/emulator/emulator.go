@@ -33,8 +33,8 @@ const (
 
 // Emulator is an http.Handler that answers the create like Graph
 // (POST {any prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates), as
-// strictly, with the faults its Config asks for, and lists what was created (GET on the
-// same path, see list). Create one with New.
+// strictly, with the faults its Config asks for, and lists what was created. Create one
+// with New.
 //
 // A create is checked in this order: route (404; 405 for a method other than GET or POST),
 // Outage and OutageFor (503), Authorization (401), client-request-id (400 unless absent
@@ -46,8 +46,20 @@ const (
 // (FailStatus); at last, the user state is created and kept, and, unless AmbiguousRate
 // loses the answer, 201 with the entity as posted plus its new id and @odata.context.
 //
-// POST {any prefix}/$batch is served too, as strictly as Graph (see serveBatch): each
-// sub-request is checked from client-request-id on, like a create sent alone.
+// GET on the same path lists the user states created under that configuration, oldest
+// first, each with every property it was sent, its id and @odata.type, as
+// {"@odata.context","value":[...],"@odata.nextLink"}. A list passes what a create passes
+// before its Content-Type (and takes from Rate and Window like one), then the
+// configuration id (400, 404), then its query: $filter=upn eq 'value' only (a ' in the
+// value doubled; the UPN compared regardless of case, so a client must still compare what
+// it gets), or RefuseFilter's status; $top from 1 to 999 (100 without it; PageSize caps
+// it); $skiptoken as found in @odata.nextLink, an absolute URL that keeps the filter and
+// $top, on every page but the last; any other system query option is 400.
+//
+// POST {any prefix}/$batch is served too, as strictly as Graph: refused as a whole for an
+// outage, Authorization, or a payload Graph would refuse (400), else 200 with one
+// sub-response per sub-request in an order of its own. Each sub-request is a create
+// checked from client-request-id on, like one sent alone (a list inside a $batch is 405).
 //
 // Latency is added after the answer is decided, as with a slow Graph: a client that
 // gives up waiting has still created the entity, the ambiguous case that idempotency
@@ -59,7 +71,7 @@ const (
 // configuration now in force, or 400 for an invalid one.
 //
 // The emulator remembers every client-request-id it has seen, a few dozen bytes each,
-// for as long as it runs.
+// and every user state created, for as long as it runs.
 type Emulator struct {
 	now     func() time.Time
 	state   atomic.Pointer[state]

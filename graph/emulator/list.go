@@ -25,19 +25,8 @@ type listPage struct {
 	NextLink string            `json:"@odata.nextLink,omitempty"`
 }
 
-// list answers GET {prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates:
-// the user states created under that configuration, oldest first, each as Graph holds it
-// (every property it was sent, its id and @odata.type).
-//
-// A list passes what a create passes before its body (outage, Authorization,
-// client-request-id, the injected 429s and 5xx, and it takes from Rate and Window like a
-// create), then the configuration id (400 unless a GUID, 404 if in NotFoundIDs), then its
-// query. Served: $filter=upn eq 'value' (a ' inside the value doubled; the UPN compared
-// without regard to case, so a client must still compare what it gets), answered
-// RefuseFilter instead when that is set; any other filter is 400. $top from 1 to 999 (the
-// page size, 100 without it; PageSize caps it). $skiptoken, only as found in
-// @odata.nextLink, which every page but the last carries as an absolute URL keeping the
-// filter and $top. Other system query options ($select, $orderby, ...) are 400.
+// list answers GET {prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates,
+// as the Emulator's documentation says, once the request has passed admit.
 func (e *Emulator) list(st *state, r *http.Request, base, configIDText string) subResponse {
 	if _, _, refused := e.arrive(st, r.Header); refused != nil {
 		return *refused
