@@ -130,7 +130,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	plot := fs.String("plot", "", "write a plot of the run over time (events/s, 429s, rate limit) to this SVG file")
 	fs.Usage = flagUsage(fs, stdout, "usage: hwstate bench [flags]\n\nThe whole pipeline on this machine (embedded JetStream, the Graph emulator, the worker as a child process) under a load scenario, and a figure table.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(benchScenarios(), func(s benchScenario) bool { return s.name == *name })

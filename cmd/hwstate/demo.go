@@ -49,7 +49,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	valid := fs.Int("events", 400, "valid events to create (the invalid, rejected and failing ones come on top)")
 	logLevel := fs.String("log-level", "error", "worker log level: debug, info, warn, error")
 	fs.Usage = flagUsage(fs, stdout, "usage: hwstate demo [flags]\n\nThe whole pipeline on this machine: embedded JetStream, the Graph emulator, sample events, and a summary.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(*logLevel, true, stderr)

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/peterbourgon/ff/v3"
 
 	"github.com/hwstate/hwstate/worker"
 )
@@ -60,13 +59,13 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.BoolVar(dryRun, "dry-run", false, "say what would be redriven; change nothing")
 	}
 	fs.Usage = flagUsage(fs, stdout, dlqUsage)
-	if err := ff.Parse(fs, args[1:], ff.WithEnvVarPrefix("HWSTATE")); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if sub == "redrive" && sel.reason == "" && !sel.bySeq {
 		return errors.New("redrive wants --reason or --seq (or both), so that nothing is redriven by accident")
 	}
-	nc, js, err := conn.connect()
+	nc, js, err := conn.connect(conn.url())
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"GET on a configuration's userRunStates lists what was created ($filter=upn eq '...', $top, @odata.nextLink).\n"+
 		"Every flag's setting can change while it runs: PUT or PATCH /_emulator/config with its JSON form\n"+
 		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

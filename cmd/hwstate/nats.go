@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 )
 
 // startEmbedded starts a JetStream server in this process, storing in dir and listening on
@@ -41,25 +40,4 @@ func startEmbedded(dir, listen string) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded NATS server on %s did not start (is the port taken?)", listen)
 	}
 	return ns, nil
-}
-
-// connect opens the worker's NATS connection; it reconnects for ever, because a NATS
-// restart must not stop the worker.
-func connect(url, creds, ca string) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name("hwstate"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-	}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
-	if ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", url, err)
-	}
-	return nc, nil
 }

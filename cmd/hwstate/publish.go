@@ -18,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/peterbourgon/ff/v3"
 
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
@@ -42,7 +41,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"of the line, so a re-run (within the input stream's one-hour duplicate window) publishes nothing\n"+
 		"twice; later, the worker's idempotency ledger answers a repeat without calling Graph. Lines that\n"+
 		"are not valid events are reported by number and not published; blank lines are skipped.")
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("HWSTATE")); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -65,7 +64,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *validate {
 		p.validate(ctx)
 	} else {
-		nc, js, err := conn.connect(jetstream.WithPublishAsyncMaxPending(*maxPending), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
+		nc, js, err := conn.connect(conn.url(), jetstream.WithPublishAsyncMaxPending(*maxPending), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 		if err != nil {
 			stopProgress()
 			return err

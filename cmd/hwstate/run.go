@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,9 +45,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	url := s.NATSURL
+	url := s.NATS.URL
 	if url == "" {
-		ns, err := startEmbedded(s.DataDir, s.EmbeddedListen)
+		ns, err := startEmbedded(s.DataDir, s.NATS.EmbeddedListen)
 		if err != nil {
 			return err
 		}
@@ -59,15 +58,11 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		url = ns.ClientURL()
 		log.Info("embedded JetStream server", zap.String("url", url), zap.String("data_dir", s.DataDir))
 	}
-	nc, err := connect(url, s.NATSCreds, s.NATSCA)
+	nc, js, err := s.NATS.connect(url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

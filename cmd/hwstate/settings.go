@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/hwstate/hwstate/worker"
@@ -16,7 +18,8 @@ import (
 // settings are the whole of CONTRACT.md section 4: every one a flag of `hwstate run` and an
 // environment variable HWSTATE_<FLAG>, the flag winning.
 type settings struct {
-	NATSURL, DataDir, EmbeddedListen, NATSCreds, NATSCA string
+	NATS    natsFlags
+	DataDir string
 
 	Stream, Subject, Consumer   string
 	ResultStream, ResultSubject string
@@ -64,11 +67,8 @@ func (f *fetchBatch) Set(s string) error {
 
 // register declares every setting on fs with the contract's default.
 func (s *settings) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.NATSURL, "nats-url", "", "NATS server(s), comma-separated; empty: an embedded JetStream server storing in --data-dir")
-	fs.StringVar(&s.DataDir, "data-dir", "./data", "embedded server's storage")
-	fs.StringVar(&s.EmbeddedListen, "embedded-listen", "127.0.0.1:4222", "where the embedded server listens")
-	fs.StringVar(&s.NATSCreds, "nats-creds", "", "a .creds file for the NATS connection (TLS by tls:// URLs)")
-	fs.StringVar(&s.NATSCA, "nats-ca", "", "a PEM CA bundle for NATS TLS")
+	s.NATS.register(fs)
+	fs.StringVar(&s.DataDir, "data-dir", "./data", "where `hwstate run` without --nats-url stores its embedded JetStream server's data")
 	fs.StringVar(&s.Stream, "stream", worker.DefaultStream, "input stream")
 	fs.StringVar(&s.Subject, "subject", worker.DefaultSubject, "input subject")
 	fs.StringVar(&s.Consumer, "consumer", worker.DefaultConsumer, "durable consumer")
@@ -101,10 +101,60 @@ func (s *settings) register(fs *flag.FlagSet) {
 
 // parse reads flags, then HWSTATE_* variables for flags not given.
 func (s *settings) parse(fs *flag.FlagSet, args []string) error {
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("HWSTATE")); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	return s.validate()
+}
+
+// parseFlags is how every command reads its flags: the arguments, then an environment
+// variable HWSTATE_<FLAG> for each flag not given, so one environment serves the worker and
+// its tools.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	return ff.Parse(fs, args, ff.WithEnvVarPrefix("HWSTATE"))
+}
+
+// natsFlags are the connection settings of `hwstate run` and of the tools that talk to its
+// JetStream servers (publish, dlq).
+type natsFlags struct {
+	URL, EmbeddedListen, Creds, CA string
+}
+
+func (n *natsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.URL, "nats-url", "", "NATS server(s), comma-separated; empty: the embedded JetStream server of `hwstate run`, at --embedded-listen")
+	fs.StringVar(&n.EmbeddedListen, "embedded-listen", "127.0.0.1:4222", "where the embedded JetStream server of `hwstate run` without --nats-url listens")
+	fs.StringVar(&n.Creds, "nats-creds", "", "a .creds file for the NATS connection (TLS by tls:// URLs)")
+	fs.StringVar(&n.CA, "nats-ca", "", "a PEM CA bundle for NATS TLS")
+}
+
+// url is where to connect: --nats-url, or the embedded server of `hwstate run`.
+func (n *natsFlags) url() string {
+	if n.URL == "" {
+		return "nats://" + n.EmbeddedListen
+	}
+	return n.URL
+}
+
+// connect opens the connection to url and its JetStream handle; it reconnects for ever,
+// because a NATS restart must not stop the worker. Closing the connection is the caller's.
+func (n *natsFlags) connect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	nopts := []nats.Option{nats.Name("hwstate"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+	if n.Creds != "" {
+		nopts = append(nopts, nats.UserCredentials(n.Creds))
+	}
+	if n.CA != "" {
+		nopts = append(nopts, nats.RootCAs(n.CA))
+	}
+	nc, err := nats.Connect(url, nopts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 func (s *settings) validate() error {
