@@ -39,6 +39,12 @@ var ErrBatch = errors.New("graph: $batch failed")
 // errors, transient for the caller. 401 and 403 are retried once with a fresh token, as
 // by Create.
 //
+// Ambiguous says for each create whether Graph may have run it all the same: a
+// sub-response 500, 502 or 504, or a $batch that failed ambiguously as a whole (timeout or
+// lost connection once sent, a 500/502/504 to the $batch, a 200 that is not a batch
+// answer or lacks the create's sub-response, a caller that stopped waiting), but not a
+// 424.
+//
 // Batching saves round trips, not quota: Graph counts every sub-request against the
 // tenant's limits. It fills only when Size creates are in flight at once, so the caller's
 // concurrency must be at least Size.
@@ -86,8 +92,15 @@ func (b *Batcher) Create(ctx context.Context, req Request) (Response, error) {
 	case r := <-call.done:
 		return r.resp, r.err
 	case <-ctx.Done():
-		return Response{}, fmt.Errorf("graph: waiting for the $batch answer: %w", ctx.Err())
+		// The create stays in its $batch, which may be on its way or not sent yet.
+		return Response{}, fmt.Errorf("%w: graph: waiting for the $batch answer: %w", ErrAmbiguous, ctx.Err())
 	}
+}
+
+// ListUserStates is the Client's: a listing is never batched, as its pages follow one
+// another and the caller waits for it before its create.
+func (b *Batcher) ListUserStates(ctx context.Context, req ListRequest) ([]UserState, Response, error) {
+	return b.Client.ListUserStates(ctx, req)
 }
 
 // add puts call into the batch being gathered and returns that batch if call filled it.
@@ -187,7 +200,10 @@ func (b *Batcher) do(calls []*batchCall) []batchResult {
 		// Only a body that is not JSON can fail here: schema writes valid JSON, so a bug.
 		return all(batchResult{err: fmt.Errorf("%w: encoding the batch: %w", ErrBatch, err)})
 	}
-	a, err := b.Client.post(context.Background(), "/$batch", body, uuid.NewString())
+	a, err := b.Client.do(context.Background(), call{
+		what: "create", method: http.MethodPost, url: b.Client.url("/$batch"),
+		body: body, clientRequestID: uuid.NewString(), limit: maxResponseBody,
+	})
 	if err != nil {
 		return all(batchResult{err: err})
 	}
@@ -197,11 +213,16 @@ func (b *Batcher) do(calls []*batchCall) []batchResult {
 		case Transient, Systemic:
 			return all(batchResult{resp: newResponse(a.status, a.header, a.body, now)})
 		}
-		return all(batchResult{err: fmt.Errorf("%w: Graph answered %d", ErrBatch, a.status)})
+		err := fmt.Errorf("%w: Graph answered %d", ErrBatch, a.status)
+		if mayHaveRun(a.status) {
+			err = fmt.Errorf("%w: %w", ErrAmbiguous, err)
+		}
+		return all(batchResult{err: err})
 	}
 	var answers batchAnswer
 	if err := json.Unmarshal(a.body, &answers); err != nil {
-		return all(batchResult{err: fmt.Errorf("%w: the answer is not a batch answer: %w", ErrBatch, err)})
+		// Something answered 200 to the $batch: it may have run the creates in it.
+		return all(batchResult{err: fmt.Errorf("%w: %w: the answer is not a batch answer: %w", ErrAmbiguous, ErrBatch, err)})
 	}
 	found := make([]bool, len(calls))
 	for _, sub := range answers.Responses {
@@ -214,7 +235,8 @@ func (b *Batcher) do(calls []*batchCall) []batchResult {
 	}
 	for i := range calls {
 		if !found[i] {
-			results[i] = batchResult{err: fmt.Errorf("%w: no answer for sub-request %d", ErrBatch, i+1)}
+			// Graph ran the $batch but did not say what became of this create.
+			results[i] = batchResult{err: fmt.Errorf("%w: %w: no answer for sub-request %d", ErrAmbiguous, ErrBatch, i+1)}
 		}
 	}
 	return results

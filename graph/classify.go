@@ -19,6 +19,9 @@ const (
 	// a 200) is Systemic too: it means the base URL does not lead to Graph, which is
 	// also the deployment's fault, not the event's.
 	Systemic
+	// Listed is a 200 to a list request (ListUserStates): the page was read. Creates
+	// never have it.
+	Listed
 )
 
 func (c Class) String() string {
@@ -31,6 +34,8 @@ func (c Class) String() string {
 		return "transient"
 	case Systemic:
 		return "systemic"
+	case Listed:
+		return "listed"
 	}
 	return "Class(" + strconv.Itoa(int(c)) + ")"
 }

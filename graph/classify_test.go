@@ -42,7 +42,7 @@ func TestClassify(t *testing.T) {
 
 func TestClassString(t *testing.T) {
 	for c, want := range map[Class]string{
-		Created: "created", Rejected: "rejected", Transient: "transient", Systemic: "systemic", 0: "Class(0)",
+		Created: "created", Rejected: "rejected", Transient: "transient", Systemic: "systemic", Listed: "listed", 0: "Class(0)",
 	} {
 		if got := c.String(); got != want {
 			t.Errorf("Class(%d).String() = %q, want %q", int(c), got, want)

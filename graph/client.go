@@ -13,10 +13,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,12 +122,15 @@ type Client struct {
 // (errors.Is(err, context.DeadlineExceeded)), an unreadable or oversized body, all
 // transient for the caller; ErrNoToken, when nothing was sent for want of a token; or
 // ErrInvalidConfigurationID. Errors wrap their cause with %w and never contain the
-// token.
+// token. Whether Graph may have created the entity all the same is Ambiguous's to say.
 func (c *Client) Create(ctx context.Context, req Request) (Response, error) {
 	if !schema.IsGUID(req.ConfigurationID) {
 		return Response{}, fmt.Errorf("%w: %q", ErrInvalidConfigurationID, req.ConfigurationID)
 	}
-	a, err := c.post(ctx, "/"+userRunStatesPath(req.ConfigurationID), req.Body, req.ClientRequestID)
+	a, err := c.do(ctx, call{
+		what: "create", method: http.MethodPost, url: c.url("/" + userRunStatesPath(req.ConfigurationID)),
+		body: req.Body, clientRequestID: req.ClientRequestID, limit: maxResponseBody,
+	})
 	if err != nil {
 		return Response{}, err
 	}
@@ -135,6 +142,24 @@ func userRunStatesPath(configurationID string) string {
 	return "deviceManagement/hardwareConfigurations/" + configurationID + "/userRunStates"
 }
 
+// url is path below BaseURL.
+func (c *Client) url(path string) string {
+	return strings.TrimSuffix(c.BaseURL, "/") + path
+}
+
+// call is one HTTP request to Graph.
+type call struct {
+	what   string // names the request in errors: "create", "list"
+	method string
+	url    string
+	body   []byte // nil: none
+	// clientRequestID is the client-request-id header; "" sends none.
+	clientRequestID string
+	// limit is the most bytes of the answer's body read: more is an error wrapping
+	// errTooLarge.
+	limit int
+}
+
 // answer is an HTTP answer, its body read.
 type answer struct {
 	status int
@@ -142,15 +167,16 @@ type answer struct {
 	body   []byte
 }
 
-// post sends body to path below BaseURL with a token and, after a 401 or 403, once more
-// with a fresh one (see Create).
-func (c *Client) post(ctx context.Context, path string, body []byte, clientRequestID string) (answer, error) {
-	url := strings.TrimSuffix(c.BaseURL, "/") + path
+// errTooLarge is wrapped by do's error for an answer whose body is over the call's limit.
+var errTooLarge = errors.New("graph: answer too large")
+
+// do sends r with a token and, after a 401 or 403, once more with a fresh one (see Create).
+func (c *Client) do(ctx context.Context, r call) (answer, error) {
 	token, err := c.Tokens.Token(ctx, false)
 	if err != nil {
 		return answer{}, fmt.Errorf("%w: %w", ErrNoToken, err)
 	}
-	a, err := c.send(ctx, url, token, body, clientRequestID)
+	a, err := c.send(ctx, r, token)
 	if err != nil || a.status != http.StatusUnauthorized && a.status != http.StatusForbidden {
 		return a, err
 	}
@@ -158,27 +184,54 @@ func (c *Client) post(ctx context.Context, path string, body []byte, clientReque
 	if err != nil || fresh == token {
 		return a, nil // the same token would get the same answer
 	}
-	return c.send(ctx, url, fresh, body, clientRequestID)
+	return c.send(ctx, r, fresh)
 }
 
-// send makes one HTTP request, within the Client's Timeout.
-func (c *Client) send(ctx context.Context, url, token string, body []byte, clientRequestID string) (answer, error) {
+// send makes one HTTP request, within the Client's Timeout. An error after a POST was
+// written in full wraps ErrAmbiguous, unless the status, received before the body failed,
+// says the request did not run.
+func (c *Client) send(ctx context.Context, r call, token string) (answer, error) {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = defaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// WroteRequest is the one sure sign that Graph may have the request: before it, a
+	// refused connection, a failed DNS lookup or TLS handshake, or a timeout leave nothing
+	// on Graph's side. net/http calls it after the last byte was flushed to the connection.
+	var written atomic.Bool
+	if r.method == http.MethodPost {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(info httptrace.WroteRequestInfo) {
+				if info.Err == nil {
+					written.Store(true)
+				}
+			},
+		})
+	}
+	lost := func(status int, err error) error {
+		if written.Load() && (status == 0 || mayHaveRun(status)) {
+			return fmt.Errorf("%w: %w", ErrAmbiguous, err)
+		}
+		return err
+	}
 
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
-		return answer{}, fmt.Errorf("graph: building the request: %w", err)
+		return answer{}, fmt.Errorf("graph: building the %s request: %w", r.what, redactQuery(err))
 	}
 	hreq.Header.Set("Authorization", "Bearer "+token)
 	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("Content-Type", "application/json")
-	if clientRequestID != "" {
-		hreq.Header.Set("client-request-id", clientRequestID)
+	if r.body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	if r.clientRequestID != "" {
+		hreq.Header.Set("client-request-id", r.clientRequestID)
 	}
 
 	hc := c.HTTPClient
@@ -187,17 +240,30 @@ func (c *Client) send(ctx context.Context, url, token string, body []byte, clien
 	}
 	hresp, err := hc.Do(hreq)
 	if err != nil {
-		return answer{}, fmt.Errorf("graph: create: %w", err)
+		return answer{}, lost(0, fmt.Errorf("graph: %s: %w", r.what, redactQuery(err)))
 	}
 	defer hresp.Body.Close()
-	got, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody+1))
+	got, err := io.ReadAll(io.LimitReader(hresp.Body, int64(r.limit)+1))
 	if err != nil {
-		return answer{}, fmt.Errorf("graph: reading the answer (%d): %w", hresp.StatusCode, err)
+		return answer{}, lost(hresp.StatusCode, fmt.Errorf("graph: reading the %s answer (%d): %w", r.what, hresp.StatusCode, err))
 	}
-	if len(got) > maxResponseBody {
-		return answer{}, fmt.Errorf("graph: answer (%d) larger than %d bytes", hresp.StatusCode, maxResponseBody)
+	if len(got) > r.limit {
+		return answer{}, lost(hresp.StatusCode,
+			fmt.Errorf("%w: the %s answer (%d) is larger than %d bytes", errTooLarge, r.what, hresp.StatusCode, r.limit))
 	}
 	return answer{status: hresp.StatusCode, header: hresp.Header, body: got}, nil
+}
+
+// redactQuery drops the query from the URL that net/http puts into its errors: a list's
+// query holds a UPN, personal data that logs must not show (CONTRACT section 4).
+func redactQuery(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if i := strings.IndexByte(ue.URL, '?'); i >= 0 {
+			ue.URL = ue.URL[:i] + "?..."
+		}
+	}
+	return err
 }
 
 // newResponse reads an answer to one create, sent alone or inside a $batch.

@@ -255,12 +255,7 @@ func TestCreateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := tt.base
-			if tt.handler != nil {
-				srv := httptest.NewServer(tt.handler)
-				defer srv.Close()
-				base = srv.URL
-			}
+			base := serveIf(t, tt.handler, tt.base)
 			ts := tt.tokens
 			if ts == nil {
 				ts = StaticToken(testToken)
@@ -288,6 +283,16 @@ func TestCreateErrors(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("%d requests reached the server; want none", n)
 	}
+}
+
+// serveIf serves h for the test and returns its URL; without h, it returns base.
+func serveIf(t *testing.T, h http.Handler, base string) string {
+	if h == nil {
+		return base
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 type failingTokens struct{ err error }
@@ -386,8 +391,8 @@ func TestCreateTimeoutIsAmbiguous(t *testing.T) {
 	e, srv := newEmulatorServer(t, emulator.Config{Latency: 200 * time.Millisecond})
 	c := &Client{BaseURL: srv.URL, Tokens: StaticToken(testToken), Timeout: 20 * time.Millisecond}
 	req := testRequest("e")
-	if _, err := c.Create(context.Background(), req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("error %v, want a timeout", err)
+	if resp, err := c.Create(context.Background(), req); !errors.Is(err, context.DeadlineExceeded) || !Ambiguous(resp, err) {
+		t.Fatalf("error %v, want an ambiguous timeout", err)
 	}
 	e.SetConfig(emulator.Config{})
 	if resp, err := c.Create(context.Background(), req); err != nil || resp.Class != Created {
