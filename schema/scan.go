@@ -1,14 +1,12 @@
 package schema
 
 import (
-	"fmt"
-	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// This file is the decoder's JSON lexer: white space, punctuation, strings
-// and literals, per RFC 8259. The rules of the event are in event.go.
+// This file is the decoder's JSON lexer: white space, punctuation, strings,
+// numbers and literals, per RFC 8259. The rules of the event are in decode.go.
 
 // literal consumes lit, a JSON literal such as null.
 func (d *decoder) literal(lit string) *ValidationError {
@@ -174,30 +172,74 @@ func (d *decoder) skipSpace() {
 	}
 }
 
-// typeError reports that the value at d.pos is not the one field needs, or
-// that it is no JSON value at all.
-func (d *decoder) typeError(field, want string) *ValidationError {
-	var got string
-	switch c := d.data[d.pos]; {
-	case c == '"':
-		got = "a string"
-	case c == '{':
-		got = "an object"
-	case c == '[':
-		got = "an array"
-	case c == 't' || c == 'f':
-		got = "a boolean"
-	case c == 'n':
-		got = "null"
-	case c == '-' || isDigit(c):
-		got = "a number"
-	default:
-		r, _ := utf8.DecodeRune(d.data[d.pos:])
-		return d.syntaxError("invalid character " + strconv.QuoteRune(r) + " where a value should be")
-	}
-	return &ValidationError{Field: field, Reason: "must be " + want + ", not " + got}
+// A number is what d.number read: enough of a JSON number to judge an Int32.
+type number struct {
+	neg     bool  // written with a minus sign
+	integer bool  // written without a fraction or exponent
+	abs     int64 // the integer part's value, or more than 1<<31-1 when it exceeds that
 }
 
-func (d *decoder) syntaxError(msg string) *ValidationError {
-	return &ValidationError{Reason: fmt.Sprintf("invalid JSON at offset %d: %s", d.pos, msg)}
+// number consumes the JSON number at d.pos, which begins with '-' or a digit.
+func (d *decoder) number() (number, *ValidationError) {
+	n := number{integer: true}
+	i := d.pos
+	if d.data[i] == '-' {
+		n.neg = true
+		i++
+	}
+	if i == len(d.data) || !isDigit(d.data[i]) {
+		d.pos = i
+		return n, d.syntaxError("invalid number")
+	}
+	if d.data[i] == '0' {
+		i++ // JSON allows no leading zeros: a digit after this one is a syntax error, found by the caller
+	} else {
+		for ; i < len(d.data) && isDigit(d.data[i]); i++ {
+			if n.abs <= 1<<31-1 { // past that it is out of range anyway; stop before int64 overflows
+				n.abs = n.abs*10 + int64(d.data[i]-'0')
+			}
+		}
+	}
+	if i < len(d.data) && d.data[i] == '.' {
+		n.integer = false
+		if i++; i == len(d.data) || !isDigit(d.data[i]) {
+			d.pos = i
+			return n, d.syntaxError("invalid number")
+		}
+		for i < len(d.data) && isDigit(d.data[i]) {
+			i++
+		}
+	}
+	if i < len(d.data) && (d.data[i] == 'e' || d.data[i] == 'E') {
+		n.integer = false
+		if i++; i < len(d.data) && (d.data[i] == '+' || d.data[i] == '-') {
+			i++
+		}
+		if i == len(d.data) || !isDigit(d.data[i]) {
+			d.pos = i
+			return n, d.syntaxError("invalid number")
+		}
+		for i < len(d.data) && isDigit(d.data[i]) {
+			i++
+		}
+	}
+	d.pos = i
+	return n, nil
 }
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
