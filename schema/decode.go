@@ -202,12 +202,18 @@ func (d *decoder) value(f *field, p place) (err *ValidationError) {
 	return err
 }
 
+// stringValue decodes the string at d.pos, as d.str does, or reports that
+// the value there is not a string but should be want.
+func (d *decoder) stringValue(p place, want string) ([]byte, *ValidationError) {
+	if d.data[d.pos] != '"' {
+		return nil, d.typeError(p.path(), want)
+	}
+	return d.str()
+}
+
 // guid decodes a GUID string.
 func (d *decoder) guid(p place) (string, *ValidationError) {
-	if d.data[d.pos] != '"' {
-		return "", d.typeError(p.path(), "a GUID string")
-	}
-	s, err := d.str()
+	s, err := d.stringValue(p, "a GUID string")
 	if err != nil {
 		return "", err
 	}
@@ -243,10 +249,7 @@ const (
 )
 
 func (d *decoder) text(p place) (string, *ValidationError) {
-	if d.data[d.pos] != '"' {
-		return "", d.typeError(p.path(), "a string")
-	}
-	s, err := d.str()
+	s, err := d.stringValue(p, "a string")
 	if err != nil {
 		return "", err
 	}
@@ -264,10 +267,7 @@ func (d *decoder) text(p place) (string, *ValidationError) {
 }
 
 func (d *decoder) dateTime(p place) (string, *ValidationError) {
-	if d.data[d.pos] != '"' {
-		return "", d.typeError(p.path(), "a date-time string")
-	}
-	s, err := d.str()
+	s, err := d.stringValue(p, "a date-time string")
 	if err != nil {
 		return "", err
 	}
@@ -308,10 +308,7 @@ func (d *decoder) id(p place) *ValidationError {
 }
 
 func (d *decoder) odataType(p place) *ValidationError {
-	if d.data[d.pos] != '"' {
-		return d.typeError(p.path(), "a string")
-	}
-	s, err := d.str()
+	s, err := d.stringValue(p, "a string")
 	if err != nil {
 		return err
 	}

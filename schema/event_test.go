@@ -295,6 +295,61 @@ var eventCases = func() []eventCase {
 	return cases
 }()
 
+// TestContractRules is the index of CONTRACT section 1: each of its rules
+// with the cases of eventCases that break it (and, where a bound is at
+// stake, the case that keeps it), which TestDecode judges. A rule with no
+// case, or a case renamed away, fails here.
+func TestContractRules(t *testing.T) {
+	each := func(keys []string, cases ...string) []string {
+		var out []string
+		for _, k := range keys {
+			for _, c := range cases {
+				out = append(out, strings.ReplaceAll(c, "%", k))
+			}
+		}
+		return out
+	}
+	rules := []struct {
+		rule  string
+		cases []string
+	}{
+		{"body: UTF-8 JSON", []string{"invalid UTF-8 in a string", "overlong UTF-8", "UTF-8 encoded surrogate", "truncated UTF-8", "escaped lone high surrogate", "byte order mark", "empty body", "array", "unterminated object"}},
+		{"body: at most 64 KiB", []string{"good body of 64 KiB", "body over 64 KiB"}},
+		{"envelope: exactly hardwareConfigurationId and userState", []string{"extra top-level property", "top-level property in other case"}},
+		{"hardwareConfigurationId: required", []string{"missing hardwareConfigurationId", "empty object"}},
+		{"hardwareConfigurationId: a GUID, any case, nothing else", []string{"good upper-case GUID", "GUID too short", "GUID too long", "GUID not hex", "GUID in braces", "GUID without dashes", "GUID as URN", "GUID with path", "GUID with slash", "GUID followed by a path", "GUID with trailing newline", "GUID empty", "GUID null", "GUID number"}},
+		{"userState: a required object", []string{"missing userState", "userState array", "userState string", "userState null"}},
+		{"names: required", each(names, "missing %")},
+		{"names: strings of 1 to 1024 characters", append(each(names, "% empty", "% 1025 characters", "% number", "% null", "% array"), "good 1 character", "good 1024 characters")},
+		{"names: no control characters", each(names, `% with \u0000`, `% with \n`, `% with \u001f`, `% with \u0085`, "% with raw DEL", "% with raw U+009F")},
+		{"lastStateUpdateDateTime: required", []string{"missing lastStateUpdateDateTime"}},
+		{"lastStateUpdateDateTime: RFC 3339 with a zone offset or Z", []string{"good date Z without fraction", "good date plus offset", "date without zone", "date with space for T", "date only", "date with offset without colon", "date February 30", "date hour 24", "date leap second", "date number"}},
+		{"lastStateUpdateDateTime: up to 7 fractional digits", []string{"good date plus offset", "date with 8 fractional digits"}},
+		{"counts: required", each(counts, "missing %")},
+		{"counts: integers from 0 to 2147483647", append(each(counts, "% 5.0", `% "5"`, "% -1", "% 2147483648", "% 1e3", "% null"), "good max count", "good zero counts")},
+		{"id: a string or null, dropped", []string{"good with id", "good with null id", "id number", "id object"}},
+		{"@odata.type: ODataType only", []string{"good with odata type", "wrong odata type", "odata type in other case", "odata type null"}},
+		{"userState: any other property is invalid", []string{"extra userState property", "userState property in other case", "userState property that Graph has but events may not"}},
+		{"duplicate keys: invalid at both levels", []string{"duplicate hardwareConfigurationId", "duplicate userState", "duplicate upn", "duplicate upn escaped", "duplicate count", "duplicate id", "duplicate odata type"}},
+		{"trailing data: invalid", []string{"trailing object", "trailing garbage", "trailing NUL", "two events"}},
+	}
+	known := make(map[string]bool, len(eventCases))
+	for _, tc := range eventCases {
+		known[tc.name] = true
+	}
+	for _, r := range rules {
+		if len(r.cases) == 0 {
+			t.Errorf("%s: no case", r.rule)
+		}
+		for _, c := range r.cases {
+			if !known[c] {
+				t.Errorf("%s: no case named %q in eventCases", r.rule, c)
+			}
+		}
+	}
+	// The id's being dropped is seen in the values: TestDecodeValues "id dropped".
+}
+
 func TestDecode(t *testing.T) {
 	for _, tc := range eventCases {
 		t.Run(tc.name, func(t *testing.T) {
