@@ -176,51 +176,72 @@ func lookupField(fields []field, key []byte) int {
 	return -1
 }
 
-// value decodes the value at d.pos by f's rule.
-func (d *decoder) value(f *field, p place) (err *ValidationError) {
-	switch f.rule {
+// want says what a value of rule r is, for errors.
+func (r rule) want() string {
+	switch r {
 	case ruleGUID:
-		*f.str, err = d.guid(p)
+		return "a GUID string"
 	case ruleUserState:
-		if d.data[d.pos] != '{' {
-			return d.typeError(p.path(), "an object")
+		return "an object"
+	case ruleDateTime:
+		return "a date-time string"
+	case ruleCount:
+		return countWant
+	case ruleID:
+		return "a string or null"
+	}
+	return "a string"
+}
+
+// value decodes the value at d.pos by f's rule and stores it where f points.
+func (d *decoder) value(f *field, p place) *ValidationError {
+	switch c := d.data[d.pos]; {
+	case f.rule == ruleUserState:
+		if c != '{' {
+			return d.typeError(p.path(), f.rule.want())
 		}
 		// The userState is a property of the body itself: its path is its name.
 		fields := f.obj.fields()
 		return d.object(fields[:], p.name)
-	case ruleText:
-		*f.str, err = d.text(p)
-	case ruleDateTime:
-		*f.str, err = d.dateTime(p)
-	case ruleCount:
-		*f.num, err = d.count(p)
-	case ruleID:
-		err = d.id(p)
-	case ruleODataType:
-		err = d.odataType(p)
+	case f.rule == ruleCount:
+		if c != '-' && !isDigit(c) {
+			return d.typeError(p.path(), f.rule.want())
+		}
+		n, err := d.count(p)
+		*f.num = n
+		return err
+	case f.rule == ruleID && c == 'n':
+		return d.literal("null")
+	case c != '"':
+		return d.typeError(p.path(), f.rule.want())
 	}
-	return err
-}
-
-// stringValue decodes the string at d.pos, as d.str does, or reports that
-// the value there is not a string but should be want.
-func (d *decoder) stringValue(p place, want string) ([]byte, *ValidationError) {
-	if d.data[d.pos] != '"' {
-		return nil, d.typeError(p.path(), want)
-	}
-	return d.str()
-}
-
-// guid decodes a GUID string.
-func (d *decoder) guid(p place) (string, *ValidationError) {
-	s, err := d.stringValue(p, "a GUID string")
+	// The other rules are those of strings.
+	s, err := d.str()
 	if err != nil {
-		return "", err
+		return err
 	}
-	if !isGUID(s) {
-		return "", &ValidationError{Field: p.path(), Reason: "must be a GUID (8-4-4-4-12 hex digits)"}
+	var reason string
+	switch f.rule {
+	case ruleGUID:
+		if !isGUID(s) {
+			reason = "must be a GUID (8-4-4-4-12 hex digits)"
+		}
+	case ruleText:
+		reason = checkText(s)
+	case ruleDateTime:
+		reason = checkDateTime(s)
+	case ruleODataType:
+		if string(s) != ODataType {
+			reason = "must be " + strconv.Quote(ODataType)
+		}
 	}
-	return string(s), nil
+	if reason != "" {
+		return &ValidationError{Field: p.path(), Reason: reason}
+	}
+	if f.str != nil {
+		*f.str = string(s)
+	}
+	return nil
 }
 
 func isGUID[T string | []byte](s T) bool {
@@ -248,72 +269,34 @@ const (
 	maxTextLen = 1024
 )
 
-func (d *decoder) text(p place) (string, *ValidationError) {
-	s, err := d.stringValue(p, "a string")
-	if err != nil {
-		return "", err
-	}
+// checkText returns why s is not one of the user's names, or "" if it is one.
+func checkText(s []byte) string {
 	n := 0
 	for _, r := range string(s) {
 		if r < 0x20 || 0x7f <= r && r <= 0x9f {
-			return "", &ValidationError{Field: p.path(), Reason: "must not contain control characters"}
+			return "must not contain control characters"
 		}
 		n++
 	}
 	if n < minTextLen || n > maxTextLen {
-		return "", &ValidationError{Field: p.path(), Reason: fmt.Sprintf("must be %d to %d characters", minTextLen, maxTextLen)}
+		return fmt.Sprintf("must be %d to %d characters", minTextLen, maxTextLen)
 	}
-	return string(s), nil
+	return ""
 }
 
-func (d *decoder) dateTime(p place) (string, *ValidationError) {
-	s, err := d.stringValue(p, "a date-time string")
-	if err != nil {
-		return "", err
-	}
-	if reason := checkDateTime(s); reason != "" {
-		return "", &ValidationError{Field: p.path(), Reason: reason}
-	}
-	return string(s), nil
-}
+const countWant = "an integer from 0 to 2147483647"
 
+// count decodes the device count (Graph's Int32) at d.pos, a JSON number.
 func (d *decoder) count(p place) (int32, *ValidationError) {
-	const want = "an integer from 0 to 2147483647"
-	if c := d.data[d.pos]; c != '-' && !isDigit(c) {
-		return 0, d.typeError(p.path(), want)
-	}
 	n, err := d.number()
 	switch {
 	case err != nil:
 		return 0, err
 	case !n.integer:
 		// JSON Schema counts 5.0 as an integer, but Graph's Int32 does not.
-		return 0, &ValidationError{Field: p.path(), Reason: "must be " + want + ", written without a fraction or exponent"}
+		return 0, &ValidationError{Field: p.path(), Reason: "must be " + countWant + ", written without a fraction or exponent"}
 	case n.neg && n.abs != 0 || n.abs > 1<<31-1:
-		return 0, &ValidationError{Field: p.path(), Reason: "must be " + want}
+		return 0, &ValidationError{Field: p.path(), Reason: "must be " + countWant}
 	}
 	return int32(n.abs), nil
-}
-
-// id checks Graph's read-only id: a string or null.
-func (d *decoder) id(p place) *ValidationError {
-	switch d.data[d.pos] {
-	case '"':
-		_, err := d.str()
-		return err
-	case 'n':
-		return d.literal("null")
-	}
-	return d.typeError(p.path(), "a string or null")
-}
-
-func (d *decoder) odataType(p place) *ValidationError {
-	s, err := d.stringValue(p, "a string")
-	if err != nil {
-		return err
-	}
-	if string(s) != ODataType {
-		return &ValidationError{Field: p.path(), Reason: "must be " + strconv.Quote(ODataType)}
-	}
-	return nil
 }
