@@ -135,7 +135,8 @@ func (d *decoder) close() *ValidationError {
 // each one of fields, every required one present.
 func (d *decoder) object(fields []field, at string) *ValidationError {
 	var seen [maxFields]bool
-	d.pos++ // '{'
+	next := 0 // where the next property probably is in fields
+	d.pos++   // '{'
 	for first := true; ; first = false {
 		key, more, err := d.nextKey(first)
 		if err != nil {
@@ -144,10 +145,11 @@ func (d *decoder) object(fields []field, at string) *ValidationError {
 		if !more {
 			break
 		}
-		i := lookupField(fields, key)
+		i := lookupField(fields, key, next)
 		if i < 0 {
 			return unknownProperty(at, key)
 		}
+		next = i + 1
 		p := place{at, fields[i].name}
 		if seen[i] {
 			return &ValidationError{Field: p.path(), Reason: "duplicate property"}
@@ -167,11 +169,18 @@ func (d *decoder) object(fields []field, at string) *ValidationError {
 
 // lookupField returns the index of the field named key, or -1. Names are
 // matched exactly: Graph's are case-insensitive, but an event's are not.
-func lookupField(fields []field, key []byte) int {
-	for i := range fields {
+// The search begins at from and wraps around: producers mostly write the
+// properties in the table's order, so one comparison usually finds the next.
+func lookupField(fields []field, key []byte, from int) int {
+	i := from
+	for range fields {
+		if i == len(fields) {
+			i = 0
+		}
 		if string(key) == fields[i].name {
 			return i
 		}
+		i++
 	}
 	return -1
 }
