@@ -1,8 +1,9 @@
-// Package graph sends hwstate's one Microsoft Graph call, the create of a
-// hardwareConfigurationUserState (CONTRACT section 2), and says what each answer
-// means for the event (section 3). It also holds an emulator of that endpoint, strict
-// like Graph and able to inject latency, throttling, failures and outages, for tests,
-// demos and load tests.
+// Package graph sends hwstate's Microsoft Graph calls: the create of a
+// hardwareConfigurationUserState (CONTRACT section 2), alone or in $batch requests, and
+// the listing of a configuration's user states that looks for an entity before it is
+// created again (section 3, "Exactly once against Graph"). It says what each answer means
+// for the event (section 3), including whether a failed create may have created the
+// entity all the same (Ambiguous). The emulator of these endpoints is graph/emulator.
 //
 // The package never retries on its own beyond one forced token refresh: whether and
 // when to send a create again is the caller's decision, because only the caller knows
@@ -67,7 +68,7 @@ type Request struct {
 	Body []byte
 }
 
-// Response is Graph's answer to a create.
+// Response is Graph's answer to a create, or to a list request (ListUserStates).
 type Response struct {
 	Status int
 	Class  Class
@@ -92,7 +93,7 @@ type Response struct {
 	Error *Error
 }
 
-// Client sends creates to Graph. Its fields must not change once it is in use;
+// Client sends creates and list requests to Graph. Its fields must not change once it is in use;
 // it is safe for concurrent use.
 type Client struct {
 	// BaseURL is the Graph root with its version, e.g. https://graph.microsoft.com/beta.
