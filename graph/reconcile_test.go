@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -141,5 +142,34 @@ func TestAmbiguousFaultsReconciled(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestListUserStatesEmulatorRefusals: the emulator's refusals of a list are what the
+// caller needs to tell apart: retry later, or create anyway.
+func TestListUserStatesEmulatorRefusals(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       emulator.Config
+		token     string
+		wantCode  int
+		wantClass Class
+		wantErr   error
+	}{
+		{"unknown configuration", emulator.Config{NotFoundIDs: []string{testConfigID}}, testToken, 404, Rejected, ErrListUnavailable},
+		{"outage", emulator.Config{Outage: true}, testToken, 503, Transient, nil},
+		{"wrong token", emulator.Config{}, "wrong", 401, Systemic, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Token = testToken
+			_, srv := newEmulatorServer(t, tt.cfg)
+			c := &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(tt.token)}
+			states, resp, err := c.ListUserStates(context.Background(), ListRequest{ConfigurationID: testConfigID, UPN: testState.UPN})
+			if !errors.Is(err, tt.wantErr) || tt.wantErr == nil && err != nil || states != nil ||
+				resp.Status != tt.wantCode || resp.Class != tt.wantClass || resp.Error == nil {
+				t.Errorf("%v %+v %v; want %d %v %v", states, resp, err, tt.wantCode, tt.wantClass, tt.wantErr)
+			}
+		})
 	}
 }
