@@ -115,7 +115,7 @@ func (r *rig) waitMidFlow(done, of int) int {
 }
 
 // atRisk returns, for each event Graph has created but the ledger does not hold, how many
-// creates Graph has made for it: after a crash it is created once more (README, Guarantees).
+// creates Graph has made for it: after a crash it is created once more (docs/guarantees.md, Not promised).
 func (r *rig) atRisk(ids []string) map[string]int {
 	r.t.Helper()
 	r.graph.Settle(r.t)
