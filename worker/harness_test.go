@@ -3,8 +3,6 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -15,14 +13,17 @@ import (
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
-const testToken = "test-token"
+const testToken = sandbox.DefaultToken
 
-// harness is a real JetStream server, the Graph emulator over loopback HTTP, and workers.
+// harness is the sandbox on a test server (which a test may restart), and workers.
 type harness struct {
 	t      *testing.T
+	sb     *proctest.Sandbox
 	nats   *natstest.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -36,26 +37,17 @@ type harness struct {
 func newHarness(t *testing.T, emuCfg emulator.Config) *harness {
 	t.Helper()
 	ns := natstest.Start(t)
-	nc, js := natstest.Connect(t, ns.ClientURL())
-	if emuCfg.Token == "" {
-		emuCfg.Token = testToken
-	}
-	emu := emulator.New(emuCfg)
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
+	sb := proctest.NewSandbox(t, emuCfg, sandbox.WithNATS(ns.ClientURL()))
 	return &harness{
-		t: t, nats: ns, nc: nc, js: js, emu: emu,
-		client: &graph.Client{BaseURL: srv.URL + "/beta", Tokens: graph.StaticToken(testToken), Timeout: 5 * time.Second},
+		t: t, sb: sb, nats: ns, nc: sb.Conn, js: sb.JS, emu: sb.Emulator, // The client's token is the emulator's only when the test leaves the emulator's at its
+		// default: a test of sign-in gives the emulator another.
+		client: &graph.Client{BaseURL: sb.GraphURL, Tokens: graph.StaticToken(testToken), Timeout: 5 * time.Second},
 		cfg:    worker.Config{Rate: 1000, Burst: 50, Concurrency: 16, AckWait: 10 * time.Second},
 	}
 }
 
 // running is a worker started by a test.
-type running struct {
-	w      *worker.Worker
-	cancel context.CancelFunc
-	done   chan error
-}
+type running struct{ *sandbox.Running }
 
 // start runs a worker until the test ends or stop is called; it returns once the worker is ready.
 func (h *harness) start(opts ...worker.Option) *running {
@@ -69,52 +61,29 @@ func (h *harness) start(opts ...worker.Option) *running {
 	if h.creator != nil {
 		creator = h.creator
 	}
-	w := worker.New(h.js, creator, h.cfg, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- w.Run(ctx) }()
-	h.t.Cleanup(func() { r.stop(h.t) })
-	deadline := time.Now().Add(10 * time.Second)
-	for !w.Ready() {
-		select {
-		case err := <-r.done:
-			h.t.Fatalf("worker ended before it was ready: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatal("worker not ready in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	w, err := h.sb.StartWorker(context.Background(), creator, h.cfg, opts...)
+	if err != nil {
+		h.t.Fatal(err)
 	}
+	r := &running{w}
+	h.t.Cleanup(func() { r.stop(h.t) })
 	return r
 }
 
 // stop signals shutdown and waits for Run to return; it may be called more than once.
 func (r *running) stop(t *testing.T) {
 	t.Helper()
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok && err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if ok {
-			close(r.done)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not stop within 30s")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
 
 // publish sends one event with the given id (none when empty).
 func (h *harness) publish(id string, body []byte) {
 	h.t.Helper()
-	m := nats.NewMsg(worker.DefaultSubject)
-	m.Data = body
-	if id != "" {
-		m.Header.Set(jetstream.MsgIDHeader, id)
-	}
-	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+	if err := sandbox.Publish(context.Background(), h.js, worker.DefaultSubject, id, body); err != nil {
 		h.t.Fatalf("publish %s: %v", id, err)
 	}
 }
@@ -128,80 +97,19 @@ type outputs struct {
 // waitOutputs waits until the result and DLQ streams hold n messages, then reads them all.
 func (h *harness) waitOutputs(n int, limit time.Duration) outputs {
 	h.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		got := h.streamMsgs(worker.DefaultResultStream) + h.streamMsgs(worker.DefaultDLQStream)
-		if got >= uint64(n) {
-			break
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%d of %d outcomes after %s", got, n, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitCount(h.t, h.js, n, limit)
 	return h.readOutputs()
 }
 
 func (h *harness) streamMsgs(name string) uint64 {
 	h.t.Helper()
-	s, err := h.js.Stream(context.Background(), name)
-	if err != nil {
-		return 0
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		h.t.Fatalf("stream %s: %v", name, err)
-	}
-	return info.State.Msgs
+	return proctest.StreamMsgs(h.t, h.js, name)
 }
 
 func (h *harness) readOutputs() outputs {
 	h.t.Helper()
-	o := outputs{results: map[string][]worker.Result{}, dlq: map[string][]worker.DeadLetter{}}
-	collect(h, worker.DefaultResultStream, func(r worker.Result) string { return r.EventID }, o.results)
-	collect(h, worker.DefaultDLQStream, func(d worker.DeadLetter) string { return d.EventID }, o.dlq)
-	return o
-}
-
-// collect reads every body of a stream into by, keyed by event id, checking that each carries
-// its event id as its Nats-Msg-Id.
-func collect[T any](h *harness, stream string, eventID func(T) string, by map[string][]T) {
-	h.t.Helper()
-	h.each(stream, func(m jetstream.Msg) {
-		var v T
-		mustUnmarshal(h.t, m.Data(), &v)
-		id := eventID(v)
-		if got := m.Headers().Get(jetstream.MsgIDHeader); got != id {
-			h.t.Errorf("%s: Nats-Msg-Id %q, want the event id %q", stream, got, id)
-		}
-		by[id] = append(by[id], v)
-	})
-}
-
-func (h *harness) each(stream string, fn func(jetstream.Msg)) {
-	h.t.Helper()
-	n := h.streamMsgs(stream)
-	if n == 0 {
-		return
-	}
-	ctx := context.Background()
-	cons, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for seen := uint64(0); seen < n; {
-		batch, err := cons.Fetch(int(min(n-seen, 1000)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			fn(m)
-			seen++
-		}
-		if err := batch.Error(); err != nil {
-			h.t.Fatalf("read %s: %v", stream, err)
-		}
-	}
+	o := proctest.ReadOutcomes(h.t, h.js)
+	return outputs{results: o.Results, dlq: o.DeadLetters}
 }
 
 func mustUnmarshal(t *testing.T, data []byte, v any) {
@@ -213,13 +121,10 @@ func mustUnmarshal(t *testing.T, data []byte, v any) {
 
 // Configuration ids with a meaning at the emulator in these tests.
 const (
-	configOK       = "0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33"
+	configOK       = sandbox.ConfigOK
 	configNotFound = "00000000-0000-4000-8000-000000000404"
 	configReject   = "00000000-0000-4000-8000-000000000400"
 )
 
 // event is a valid event body for the configuration, distinct per i.
-func event(config string, i int) []byte {
-	return fmt.Appendf(nil, `{"hardwareConfigurationId":%q,"userState":{"upn":"u%d@contoso.com","userEmail":"u%d@contoso.com","userName":"User %d","lastStateUpdateDateTime":"2017-01-01T00:02:58.4418045-08:00","successfulDeviceCount":5,"failedDeviceCount":1,"pendingDeviceCount":2,"errorDeviceCount":0,"notApplicableDeviceCount":8,"unknownDeviceCount":%d}}`,
-		config, i, i, i, i%100)
-}
+func event(config string, i int) []byte { return sandbox.Event(config, i) }

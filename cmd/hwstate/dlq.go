@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -125,7 +126,7 @@ type deadLetterMsg struct {
 // eachDeadLetter calls fn for every message of the DLQ stream that sel selects. A message that
 // is not a dead letter is passed on only when nothing narrows the selection.
 func eachDeadLetter(ctx context.Context, js jetstream.JetStream, stream string, sel dlqSelection, fn func(deadLetterMsg) error) error {
-	return eachMessage(ctx, js, stream, func(m jetstream.Msg) error {
+	return sandbox.Each(ctx, js, stream, func(m jetstream.Msg) error {
 		meta, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("DLQ message without metadata: %w", err)
@@ -234,7 +235,7 @@ func (r *redrive) run(ctx context.Context, sel dlqSelection) error {
 			return nil
 		}
 		if !r.dryRun {
-			if err := publishEvent(ctx, r.js, r.subject, id, original); err != nil {
+			if err := sandbox.Publish(ctx, r.js, r.subject, id, original); err != nil {
 				return fmt.Errorf("seq %d: publish to %s: %w (nothing deleted; a re-run is safe)", m.seq, r.subject, err)
 			}
 			if err := dlq.DeleteMsg(ctx, m.seq); err != nil {

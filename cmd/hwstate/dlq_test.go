@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -24,11 +25,11 @@ func dlqFixture(t *testing.T) *toolEnv {
 	t.Helper()
 	e := newToolEnv(t, emulator.Config{NotFoundIDs: []string{dlqNotFound}})
 	e.startWorker()
-	e.publish(worker.DefaultSubject, "ok-1", []byte(demoEvent(publishConfig, 1)))
-	e.publish(worker.DefaultSubject, "rejected-1", []byte(demoEvent(dlqNotFound, 2)))
+	e.publish(worker.DefaultSubject, "ok-1", sandbox.Event(publishConfig, 1))
+	e.publish(worker.DefaultSubject, "rejected-1", sandbox.Event(dlqNotFound, 2))
 	e.publish(worker.DefaultSubject, "invalid-1", []byte(`{"hardwareConfigurationId":"nope"}`))
-	e.publish(worker.DefaultSubject, "rejected-2", []byte(demoEvent(dlqNotFound, 3)))
-	e.publish(worker.DefaultSubject, "ok-2", []byte(demoEvent(publishConfig, 4)))
+	e.publish(worker.DefaultSubject, "rejected-2", sandbox.Event(dlqNotFound, 3))
+	e.publish(worker.DefaultSubject, "ok-2", sandbox.Event(publishConfig, 4))
 	e.waitFor("5 outcomes", func() bool {
 		return e.msgs(worker.DefaultResultStream)+e.msgs(worker.DefaultDLQStream) >= 5
 	})

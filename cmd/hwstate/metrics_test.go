@@ -17,6 +17,7 @@ import (
 
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -114,11 +115,11 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 		if i < nThrottled {
 			config = throttled
 		}
-		e.publish(worker.DefaultSubject, fmt.Sprintf("m-%d", i), []byte(demoEvent(config, i)))
+		e.publish(worker.DefaultSubject, fmt.Sprintf("m-%d", i), sandbox.Event(config, i))
 	}
 	e.publish(worker.DefaultSubject, "m-invalid", []byte(`{"hardwareConfigurationId":"x"}`))
-	e.publish(worker.DefaultSubject, "m-unknown", []byte(demoEvent(dlqNotFound, 1)))
-	e.publish(worker.DefaultSubject, "m-failing", []byte(demoEvent(failing, 1)))
+	e.publish(worker.DefaultSubject, "m-unknown", sandbox.Event(dlqNotFound, 1))
+	e.publish(worker.DefaultSubject, "m-failing", sandbox.Event(failing, 1))
 	const total = valid + 3
 
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -229,7 +230,7 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 	e.waitFor("a republish past the duplicate window", func() bool {
 		m := nats.NewMsg(worker.DefaultSubject)
 		m.Header.Set(jetstream.MsgIDHeader, "m-0")
-		m.Data = []byte(demoEvent(publishConfig, 0))
+		m.Data = sandbox.Event(publishConfig, 0)
 		ack, err := e.js.PublishMsg(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -41,7 +42,8 @@ const testToken = "process-test-token"
 type rig struct {
 	t     *testing.T
 	js    jetstream.JetStream
-	graph *proctest.Graph
+	sb    *proctest.Sandbox
+	graph *emulator.Emulator
 	env   []string
 }
 
@@ -52,14 +54,13 @@ func newRig(t *testing.T, servers []*natstest.Server, emu emulator.Config) *rig 
 		urls = append(urls, s.ClientURL())
 	}
 	url := strings.Join(urls, ",")
-	_, js := natstest.Connect(t, url, servers[0].ClientOptions()...)
 	if emu.Token == "" {
 		emu.Token = testToken
 	}
-	g := proctest.NewGraph(t, emu)
-	return &rig{t: t, js: js, graph: g, env: []string{
+	sb := proctest.NewSandbox(t, emu, sandbox.WithNATS(url, servers[0].ClientOptions()...))
+	return &rig{t: t, js: sb.JS, sb: sb, graph: sb.Emulator, env: []string{
 		"HWSTATE_NATS_URL=" + url,
-		"HWSTATE_GRAPH_BASE_URL=" + g.URL,
+		"HWSTATE_GRAPH_BASE_URL=" + sb.GraphURL,
 		"HWSTATE_GRAPH_TOKEN=" + testToken,
 		"HWSTATE_HTTP_ADDR=127.0.0.1:0",
 		"HWSTATE_RATE=2000",
@@ -89,7 +90,7 @@ func (r *rig) start(extra ...string) *proctest.Process {
 func (r *rig) publish(n int) []string {
 	r.t.Helper()
 	ids := proctest.IDs(n)
-	proctest.Publish(r.t, r.js, ids, func(i int) []byte { return proctest.Event(proctest.ConfigOK, i) })
+	proctest.Publish(r.t, r.js, ids, func(i int) []byte { return sandbox.Event(sandbox.ConfigOK, i) })
 	return ids
 }
 
@@ -118,7 +119,7 @@ func (r *rig) waitMidFlow(done, of int) int {
 // creates Graph has made for it: after a crash it is created once more (docs/guarantees.md, Not promised).
 func (r *rig) atRisk(ids []string) map[string]int {
 	r.t.Helper()
-	r.graph.Settle(r.t)
+	r.sb.Settle(r.t)
 	recorded := proctest.LedgerKeys(r.t, r.js)
 	risky := map[string]int{}
 	for _, id := range ids {

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -47,19 +48,19 @@ func summaryCount(t *testing.T, out, name string) int {
 
 // badLines is a file of valid events with mistakes at known line numbers.
 func badLines() (lines []string, bad map[int]string) {
-	good := demoEvent(publishConfig, 1)
+	good := event(publishConfig, 1)
 	lines = []string{
-		demoEvent(publishConfig, 1),
-		demoEvent(publishConfig, 2),
+		event(publishConfig, 1),
+		event(publishConfig, 2),
 		"",
 		strings.Replace(good, `"failedDeviceCount":1`, `"failedDeviceCount":"1"`, 1),
-		demoEvent(publishConfig, 3) + "\r", // a CRLF line is the same event
+		event(publishConfig, 3) + "\r", // a CRLF line is the same event
 		`{"hardwareConfigurationId": `,
 		"   ",
 		strings.Replace(good, publishConfig, "../../x", 1),
 		`{"x":"` + strings.Repeat("y", 70<<10) + `"}`,
-		demoEvent(publishConfig, 1), // the same bytes as line 1: the same event
-		demoEvent(publishConfig, 4),
+		event(publishConfig, 1), // the same bytes as line 1: the same event
+		event(publishConfig, 4),
 	}
 	bad = map[int]string{
 		4: "userState.failedDeviceCount",
@@ -149,7 +150,7 @@ func TestPublishManyLinesWithFewPendingAcks(t *testing.T) {
 	const n = 3000
 	lines := make([]string, n)
 	for i := range lines {
-		lines[i] = demoEvent(publishConfig, i)
+		lines[i] = event(publishConfig, i)
 	}
 	path := writeLines(t, lines)
 	out, _, err := e.run(runPublish, "--nats-url", e.natsURL, "--file", path, "--max-pending", "4")
@@ -166,7 +167,7 @@ func TestPublishManyLinesWithFewPendingAcks(t *testing.T) {
 
 func TestPublishRefusals(t *testing.T) {
 	e := newToolEnv(t, emulator.Config{})
-	path := writeLines(t, []string{demoEvent(publishConfig, 1)})
+	path := writeLines(t, []string{event(publishConfig, 1)})
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -252,3 +253,6 @@ func TestProgressLines(t *testing.T) {
 		})
 	}
 }
+
+// event is a valid event, one line of a file to publish.
+func event(config string, i int) string { return string(sandbox.Event(config, i)) }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -47,7 +48,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	url := s.NATS.URL
 	if url == "" {
-		ns, err := startEmbedded(s.DataDir, s.NATS.EmbeddedListen)
+		ns, err := sandbox.StartJetStream(s.DataDir, s.NATS.EmbeddedListen)
 		if err != nil {
 			return err
 		}

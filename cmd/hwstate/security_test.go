@@ -20,6 +20,7 @@ import (
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -45,11 +46,11 @@ func (r *rig) publishMixed(valid, invalid, rejected int) []string {
 	proctest.Publish(r.t, r.js, ids, func(i int) []byte {
 		switch {
 		case i < valid:
-			return proctest.Event(proctest.ConfigOK, i)
+			return sandbox.Event(sandbox.ConfigOK, i)
 		case i < valid+invalid:
 			return []byte(`{"hardwareConfigurationId":"not-a-guid"`)
 		default:
-			return proctest.Event(configRejected, i)
+			return sandbox.Event(configRejected, i)
 		}
 	})
 	return ids

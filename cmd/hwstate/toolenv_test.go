@@ -3,26 +3,25 @@ package main
 import (
 	"context"
 	"io"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
 const toolToken = "tool-test-token"
 
-// toolEnv is what the tools' tests run against: a real JetStream server and the Graph
-// emulator over loopback HTTP.
+// toolEnv is what the tools' tests run against: the sandbox on a test server.
 type toolEnv struct {
 	t        *testing.T
+	sb       *proctest.Sandbox
 	natsURL  string
 	js       jetstream.JetStream
 	emu      *emulator.Emulator
@@ -32,22 +31,16 @@ type toolEnv struct {
 func newToolEnv(t *testing.T, emuCfg emulator.Config) *toolEnv {
 	t.Helper()
 	ns := natstest.Start(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
 	emuCfg.Token = toolToken
-	emu := emulator.New(emuCfg)
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	return &toolEnv{t: t, natsURL: ns.ClientURL(), js: js, emu: emu, graphURL: srv.URL + "/beta"}
+	sb := proctest.NewSandbox(t, emuCfg, sandbox.WithNATS(ns.ClientURL()))
+	return &toolEnv{t: t, sb: sb, natsURL: ns.ClientURL(), js: sb.JS, emu: sb.Emulator, graphURL: sb.GraphURL}
 }
 
 // createInputStream makes the input stream as the worker would, with the given duplicate
 // window.
 func (e *toolEnv) createInputStream(duplicates time.Duration) {
 	e.t.Helper()
-	_, err := e.js.CreateStream(context.Background(), jetstream.StreamConfig{
-		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject}, Duplicates: duplicates,
-	})
-	if err != nil {
+	if _, err := sandbox.CreateInputStream(context.Background(), e.js, duplicates); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -56,19 +49,17 @@ func (e *toolEnv) createInputStream(duplicates time.Duration) {
 // worker has made its streams and bound its consumer.
 func (e *toolEnv) startWorker() {
 	e.t.Helper()
-	client := &graph.Client{BaseURL: e.graphURL, Tokens: graph.StaticToken(toolToken), Timeout: 5 * time.Second}
-	w := worker.New(e.js, client, worker.Config{Rate: 1000, Burst: 50, AckWait: 10 * time.Second, MaxAttempts: 3},
+	w, err := e.sb.StartWorker(context.Background(), e.sb.Client(5*time.Second),
+		worker.Config{Rate: 1000, Burst: 50, AckWait: 10 * time.Second, MaxAttempts: 3},
 		worker.WithLogger(zaptest.NewLogger(e.t)), worker.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := w.Stop(context.Background()); err != nil {
 			e.t.Errorf("worker: %v", err)
 		}
 	})
-	e.waitFor("worker ready", w.Ready)
 }
 
 // waitFor polls cond for up to 30 s: generous, for a machine shared by parallel test runs.
@@ -86,15 +77,11 @@ func (e *toolEnv) waitFor(what string, cond func() bool) {
 // msgs is the number of messages now in the stream (0 when it does not exist).
 func (e *toolEnv) msgs(stream string) uint64 {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), stream)
-	if err != nil {
-		return 0
-	}
-	info, err := s.Info(context.Background())
+	n, err := sandbox.Count(context.Background(), e.js, stream)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return info.State.Msgs
+	return n
 }
 
 // waitMsgs waits until the stream holds n messages.
@@ -109,19 +96,13 @@ func (e *toolEnv) waitMsgs(stream string, n uint64) {
 // each reads every message of the stream.
 func (e *toolEnv) each(stream string, fn func(jetstream.Msg)) {
 	e.t.Helper()
-	err := eachMessage(context.Background(), e.js, stream, func(m jetstream.Msg) error {
-		fn(m)
-		return nil
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	proctest.EachMessage(e.t, e.js, stream, fn)
 }
 
 // publish sends one event with the given id.
 func (e *toolEnv) publish(subject, id string, body []byte) {
 	e.t.Helper()
-	if err := publishEvent(context.Background(), e.js, subject, id, body); err != nil {
+	if err := sandbox.Publish(context.Background(), e.js, subject, id, body); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
 // Server is a JetStream server run by a test.
@@ -56,13 +58,9 @@ func (s *Server) start(t testing.TB) *Server {
 	t.Helper()
 	// The server fills in its options (trusted keys, for one), which a restart must not see.
 	again := *s.opts
-	ns, err := server.NewServer(s.opts)
+	ns, err := sandbox.StartServer(s.opts)
 	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
+		t.Fatal(err)
 	}
 	// Keep the port it got, so a restart comes back where clients reconnect.
 	again.Port = ns.Addr().(*net.TCPAddr).Port
@@ -95,13 +93,9 @@ func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
 	opts := *s.opts
-	ns, err := server.NewServer(&opts)
+	ns, err := sandbox.StartServer(&opts)
 	if err != nil {
-		t.Fatalf("nats server restart: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not restart")
+		t.Fatalf("restart: %v", err)
 	}
 	s.Server = ns
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/json"
@@ -9,39 +9,40 @@ import (
 	"time"
 )
 
-// benchTarget is a figure a scenario must reach (issue #6): at least or at most value, or
+// target is a figure a scenario must reach (issue #6): at least or at most value, or
 // batchValue when the worker sends full $batch requests.
-type benchTarget struct {
+type target struct {
 	figure     string
 	atLeast    bool
 	value      float64
 	batchValue float64
 }
 
-func (t benchTarget) want(sc benchScenario) float64 {
+func (t target) want(sc scenario) float64 {
 	if t.batchValue > 0 && sc.graphBatch >= 20 {
 		return t.batchValue
 	}
 	return t.value
 }
 
-// benchFigure is one line of the table: a label for people, a key for machines.
-type benchFigure struct {
+// figure is one line of the table: a label for people, a key for machines.
+type figure struct {
 	key, label string
 	value      float64
 	decimals   int
 }
 
-// benchFigures is what a run comes to, in table order.
-type benchFigures struct {
-	sc      benchScenario
+// Report is what a run comes to: its figures in table order, and its samples over time.
+type Report struct {
+	sc      scenario
 	seconds float64
-	list    []benchFigure
+	list    []figure
+	samples []sample
 }
 
-func (r *benchResult) figures() benchFigures {
+func (r *result) report() *Report {
 	sc := r.sc
-	f := benchFigures{sc: sc}
+	f := &Report{sc: sc, samples: r.samples}
 	add := f.add
 	events := len(r.outTimes)
 	timed := sc.duration > 0
@@ -108,12 +109,12 @@ func (r *benchResult) figures() benchFigures {
 	return f
 }
 
-func (f *benchFigures) add(key, label string, v float64, decimals int) {
-	f.list = append(f.list, benchFigure{key, label, v, decimals})
+func (f *Report) add(key, label string, v float64, decimals int) {
+	f.list = append(f.list, figure{key, label, v, decimals})
 }
 
 // tenantBudget is the creates per second the emulated tenant allows; 0 for no limit.
-func (sc benchScenario) tenantBudget() float64 {
+func (sc scenario) tenantBudget() float64 {
 	if w := sc.emulator.Window; w.Limit > 0 {
 		return float64(w.Limit) / w.Per.Seconds()
 	}
@@ -121,13 +122,13 @@ func (sc benchScenario) tenantBudget() float64 {
 }
 
 // sampleAt is the first sample taken at or after d into the run.
-func (r *benchResult) sampleAt(d time.Duration) (benchSample, bool) {
+func (r *result) sampleAt(d time.Duration) (sample, bool) {
 	for _, s := range r.samples {
 		if s.at >= d {
 			return s, true
 		}
 	}
-	return benchSample{}, false
+	return sample{}, false
 }
 
 func quantileMs(sorted []time.Duration, q float64) float64 {
@@ -138,7 +139,7 @@ func quantileMs(sorted []time.Duration, q float64) float64 {
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
 
-func (f benchFigures) value(label string) (float64, bool) {
+func (f Report) value(label string) (float64, bool) {
 	for _, fig := range f.list {
 		if fig.label == label {
 			return fig.value, true
@@ -148,7 +149,7 @@ func (f benchFigures) value(label string) (float64, bool) {
 }
 
 // verdict says whether a figure meets its target, and the target as text.
-func (f benchFigures) verdict(t benchTarget) (want string, met bool) {
+func (f Report) verdict(t target) (want string, met bool) {
 	v, _ := f.value(t.figure)
 	w := t.want(f.sc)
 	if t.atLeast {
@@ -157,7 +158,7 @@ func (f benchFigures) verdict(t benchTarget) (want string, met bool) {
 	return "<= " + strconv.FormatFloat(w, 'f', -1, 64), v <= w
 }
 
-func (f benchFigures) settings() string {
+func (f Report) settings() string {
 	sc := f.sc
 	if sc.publishCommand {
 		return "hwstate publish --file <events, one a line> (default --max-pending)"
@@ -169,7 +170,8 @@ func (f benchFigures) settings() string {
 	return s
 }
 
-func writeFigures(w io.Writer, f benchFigures) {
+// WriteTable writes the figures as a table, each with its target and whether it was met.
+func (f *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s: %s\nmeasured: %s; %d events; over %.1f s\n\n",
 		f.sc.name, f.sc.summary, f.settings(), f.sc.events, f.seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -190,7 +192,8 @@ func writeFigures(w io.Writer, f benchFigures) {
 	_ = tw.Flush()
 }
 
-func writeFiguresJSON(w io.Writer, f benchFigures) error {
+// WriteJSON writes the figures and targets as JSON.
+func (f *Report) WriteJSON(w io.Writer) error {
 	type target struct {
 		Figure string  `json:"figure"`
 		Want   string  `json:"want"`

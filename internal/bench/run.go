@@ -1,21 +1,20 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
-// benchSample is the pipeline's state at one moment of a run, taken every second.
-type benchSample struct {
+// sample is the pipeline's state at one moment of a run, taken every second.
+type sample struct {
 	at        time.Duration // since the worker was ready
 	outcomes  uint64        // results and dead letters published
 	requests  uint64        // Graph requests that reached the tenant
@@ -25,12 +24,12 @@ type benchSample struct {
 	rssKiB    int64
 }
 
-// benchResult is everything a run measured.
-type benchResult struct {
-	sc      benchScenario
+// result is everything a run measured.
+type result struct {
+	sc      scenario
 	ready   time.Time // when the worker was bound to its consumer
 	end     time.Time // when every event had its outcome, or the duration was over
-	samples []benchSample
+	samples []sample
 	atEnd   procUsage // the worker's usage at end, before it was stopped
 	// The bench's own CPU (JetStream and the emulator) from ready to end: what else the
 	// machine was busy with.
@@ -45,30 +44,32 @@ type benchResult struct {
 	dupes     uint64
 }
 
-// benchOutputs are the result and dead-letter streams the worker publishes into.
-var benchOutputs = []string{worker.DefaultResultStream, worker.DefaultDLQStream}
-
-func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stderr io.Writer) (*benchResult, error) {
-	env, err := startBenchEnv(sc)
+// runWorker measures `hwstate run` under the scenario.
+func runWorker(ctx context.Context, sc scenario, cfg Config) (*result, error) {
+	sb, err := sandbox.New(sandbox.WithEmulator(sc.emulator))
 	if err != nil {
 		return nil, err
 	}
-	defer env.close()
+	defer sb.Close()
 	// The worker would create the input stream; made here, events can wait for it.
-	if _, err := env.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject},
-		Storage: jetstream.FileStorage, Duplicates: time.Hour,
-	}); err != nil {
-		return nil, fmt.Errorf("input stream: %w", err)
+	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
+		return nil, err
+	}
+	ids := make([]string, sc.events)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bench-%d", i)
+	}
+	publish := func(ctx context.Context, perSecond float64) error {
+		return sandbox.PublishAll(ctx, sb.JS, ids, func(i int) []byte { return sandbox.Event(sandbox.ConfigOK, i) }, perSecond)
 	}
 	if sc.publishRate == 0 {
-		fmt.Fprintf(stderr, "bench: publishing %d events...\n", sc.events)
-		if err := benchPublish(ctx, env.js, sc.events, 0); err != nil {
+		fmt.Fprintf(cfg.Progress, "bench: publishing %d events...\n", sc.events)
+		if err := publish(ctx, 0); err != nil {
 			return nil, err
 		}
 	}
 
-	child, err := startWorkerChild(sc, env, stderr)
+	child, err := startWorker(sc, sb, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -81,28 +82,28 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 	if err := child.waitReady(ctx, 30*time.Second); err != nil {
 		return nil, err
 	}
-	res := &benchResult{sc: sc, ready: time.Now()}
+	res := &result{sc: sc, ready: time.Now()}
 	self, err := usageOf(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "bench: scenario %s: %s\n", sc.name, sc.summary)
+	fmt.Fprintf(cfg.Progress, "bench: scenario %s: %s\n", sc.name, sc.summary)
 
 	pubCtx, stopPublishing := context.WithCancel(ctx)
 	defer stopPublishing()
 	published := make(chan error, 1)
 	if sc.publishRate > 0 {
-		go func() { published <- benchPublish(pubCtx, env.js, sc.events, sc.publishRate) }()
+		go func() { published <- publish(pubCtx, sc.publishRate) }()
 	}
 
-	deadline := res.ready.Add(timeout)
+	deadline := res.ready.Add(cfg.Timeout)
 	if sc.duration > 0 {
 		deadline = res.ready.Add(sc.duration)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		s, err := res.sample(env, child)
+		s, err := res.sample(sb, child)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +111,7 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 		done := sc.duration == 0 && s.outcomes >= uint64(sc.events)
 		if done || time.Now().After(deadline) {
 			if !done && sc.duration == 0 {
-				return nil, fmt.Errorf("only %d of %d events reached an outcome within %s", s.outcomes, sc.events, timeout)
+				return nil, fmt.Errorf("only %d of %d events reached an outcome within %s", s.outcomes, sc.events, cfg.Timeout)
 			}
 			break
 		}
@@ -136,37 +137,35 @@ func benchRun(ctx context.Context, sc benchScenario, timeout time.Duration, stde
 		return nil, err
 	}
 	res.serverCPU = selfEnd.cpu - self.cpu
-	cons, err := env.js.Consumer(ctx, worker.DefaultStream, worker.DefaultConsumer)
+	cons, err := sb.JS.Consumer(ctx, worker.DefaultStream, worker.DefaultConsumer)
 	if err != nil {
 		return nil, err
 	}
 	if res.consumer, err = cons.Info(ctx); err != nil {
 		return nil, err
 	}
-	st := env.emu.Stats()
+	st := sb.Emulator.Stats()
 	res.requests, res.batches, res.throttled, res.creates, res.dupes = st.Requests, st.Batches, st.Throttled, st.Creates, st.Duplicates
 	if err := child.stop(time.Minute); err != nil {
 		return nil, err
 	}
-	if err := res.readLatencies(ctx, env.js); err != nil {
+	if err := res.readLatencies(ctx, sb.JS); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // sample takes the pipeline's figures now.
-func (r *benchResult) sample(env *benchEnv, child *workerChild) (benchSample, error) {
-	st := env.emu.Stats()
-	s := benchSample{at: time.Since(r.ready), requests: st.Requests, throttled: st.Throttled}
-	for _, name := range benchOutputs {
-		n, err := streamMsgs(context.Background(), env.js, name)
-		if err != nil {
-			return s, err
-		}
-		s.outcomes += n
+func (r *result) sample(sb *sandbox.Sandbox, child *child) (sample, error) {
+	st := sb.Emulator.Stats()
+	s := sample{at: time.Since(r.ready), requests: st.Requests, throttled: st.Throttled}
+	n, err := sandbox.Count(context.Background(), sb.JS, sandbox.Outputs...)
+	if err != nil {
+		return s, err
 	}
-	if m, err := child.metrics(); err == nil {
-		s.limit = m["hwstate_rate_limit"]
+	s.outcomes = n
+	if limit, err := child.rateLimit(); err == nil {
+		s.limit = limit
 	}
 	u, err := child.usage()
 	if err != nil {
@@ -177,9 +176,9 @@ func (r *benchResult) sample(env *benchEnv, child *workerChild) (benchSample, er
 }
 
 // readLatencies pairs each event's stream timestamp with its outcome's, by event id.
-func (r *benchResult) readLatencies(ctx context.Context, js jetstream.JetStream) error {
+func (r *result) readLatencies(ctx context.Context, js jetstream.JetStream) error {
 	published := map[string]time.Time{}
-	err := eachMessage(ctx, js, worker.DefaultStream, func(m jetstream.Msg) error {
+	err := sandbox.Each(ctx, js, worker.DefaultStream, func(m jetstream.Msg) error {
 		meta, err := m.Metadata()
 		if err != nil {
 			return err
@@ -190,8 +189,8 @@ func (r *benchResult) readLatencies(ctx context.Context, js jetstream.JetStream)
 	if err != nil {
 		return err
 	}
-	for _, name := range benchOutputs {
-		err := eachMessage(ctx, js, name, func(m jetstream.Msg) error {
+	for _, name := range sandbox.Outputs {
+		err := sandbox.Each(ctx, js, name, func(m jetstream.Msg) error {
 			meta, err := m.Metadata()
 			if err != nil {
 				return err
@@ -210,50 +209,3 @@ func (r *benchResult) readLatencies(ctx context.Context, js jetstream.JetStream)
 	slices.SortFunc(r.outTimes, time.Time.Compare)
 	return nil
 }
-
-// benchPublish publishes n events with ids bench-<i>, acknowledged by the stream, at
-// perSecond (0: as fast as JetStream takes them, with bounded async publishes).
-func benchPublish(ctx context.Context, js jetstream.JetStream, n int, perSecond float64) error {
-	// Acks are awaited a chunk at a time: below nats.go's bound on pending async publishes
-	// (4,000 by default), beyond which a publish fails instead of waiting.
-	const chunk = 1000
-	start := time.Now()
-	for i := 0; i < n; {
-		end := min(i+chunk, n)
-		for perSecond > 0 {
-			// Whatever is due by now, so a late wake-up on a busy machine catches up instead
-			// of lowering the arrival rate.
-			if due := min(n, int(perSecond*time.Since(start).Seconds())+1); due > i {
-				end = min(end, due)
-				break
-			}
-			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-				return err
-			}
-		}
-		acks := make([]jetstream.PubAckFuture, 0, end-i)
-		for ; i < end; i++ {
-			m := nats.NewMsg(worker.DefaultSubject)
-			m.Data = []byte(demoEvent(benchConfigID, i))
-			m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("bench-%d", i))
-			f, err := js.PublishMsgAsync(m)
-			if err != nil {
-				return fmt.Errorf("publish: %w", err)
-			}
-			acks = append(acks, f)
-		}
-		for _, f := range acks {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	return nil
-}
-
-// benchConfigID is the hardwareConfiguration every bench event goes to.
-const benchConfigID = "0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33"

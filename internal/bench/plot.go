@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -26,9 +26,10 @@ const (
 	axisBottom = 30
 )
 
-// plotSVG draws the run over time as hand-written SVG: events/s, 429s per second and the
+// Plot draws the run over time as hand-written SVG: events/s, 429s per second and the
 // worker's current rate limit, one panel each, sharing the time axis.
-func plotSVG(sc benchScenario, samples []benchSample) []byte {
+func (f *Report) Plot() []byte {
+	sc, samples := f.sc, f.samples
 	n := len(samples)
 	t := make([]float64, n)
 	events, throttled, limit := make([]float64, n), make([]float64, n), make([]float64, n)

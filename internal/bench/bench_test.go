@@ -1,30 +1,41 @@
-package main_test
+package bench_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hwstate/hwstate/internal/bench"
+	"github.com/hwstate/hwstate/internal/proctest"
 )
 
-// TestBenchUnlimited runs the bench end to end: its own JetStream and emulator, the worker
+// TestRunUnlimited runs the bench end to end: its own JetStream and emulator, the worker
 // as a child process, a table, JSON and a plot.
-func TestBenchUnlimited(t *testing.T) {
+func TestRunUnlimited(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline with a child process")
 	}
-	bin := hwstate.Path(t) // built once for the package's process tests
-	plot := filepath.Join(t.TempDir(), "run.svg")
+	dir := t.TempDir()
+	bin := proctest.NewBinary(dir).Path(t)
+	var progress proctest.Buffer
+	run := func(events int) *bench.Report {
+		t.Helper()
+		r, err := bench.Run(context.Background(), bench.Config{
+			Scenario: "unlimited", Events: events, Executable: bin, Progress: &progress, Timeout: 5 * time.Minute,
+		})
+		if err != nil {
+			t.Fatalf("bench: %v\n%s", err, progress.String())
+		}
+		return r
+	}
 
-	cmd := exec.Command(bin, "bench", "--scenario", "unlimited", "--events", "500", "--json", "--plot", plot)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	var out bytes.Buffer
+	r := run(500)
+	if err := r.WriteJSON(&out); err != nil {
+		t.Fatal(err)
 	}
 	var got struct {
 		Scenario string             `json:"scenario"`
@@ -33,8 +44,8 @@ func TestBenchUnlimited(t *testing.T) {
 			Figure string `json:"figure"`
 		} `json:"targets"`
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("bench --json: %v\n%s", err, out)
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out.String())
 	}
 	f := got.Figures
 	for key, want := range map[string]float64{"events": 500, "graph_requests": 500, "graph_429": 0, "redeliveries": 0, "duplicate_creates": 0} {
@@ -53,21 +64,16 @@ func TestBenchUnlimited(t *testing.T) {
 	if got.Scenario != "unlimited" || len(got.Targets) != 3 {
 		t.Errorf("scenario %q with %d targets, want unlimited with 3", got.Scenario, len(got.Targets))
 	}
-	svg, err := os.ReadFile(plot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svg := r.Plot()
 	if !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("<polyline")) {
 		t.Errorf("plot is not an SVG with lines:\n%.300s", svg)
 	}
 
-	table, err := exec.Command(bin, "bench", "--scenario", "unlimited", "--events", "200").CombinedOutput()
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, table)
-	}
+	var table bytes.Buffer
+	run(200).WriteTable(&table)
 	for _, want := range []string{"events/s", "latency p99 ms", "cpu ms/1000 events", "peak RSS MiB", "redeliveries", "duplicate creates"} {
-		if !strings.Contains(string(table), want) {
-			t.Errorf("table lacks %q:\n%s", want, table)
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
 }

@@ -1,10 +1,7 @@
-package main
+package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,28 +12,33 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
+
+	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
-// workerChild is `hwstate run` (or `publish`) started by the bench as a child process, so
-// that the CPU and memory it uses are measured apart from JetStream's and the emulator's.
-type workerChild struct {
+// child is `hwstate run` (or `publish`) started by the bench as a child process, so that
+// the CPU and memory it uses are measured apart from JetStream's and the emulator's.
+type child struct {
 	cmd      *exec.Cmd
 	httpAddr string
 	exited   chan struct{}
 	waitErr  error
 }
 
-// startWorkerChild runs this executable's `run` command with the scenario's settings as
-// HWSTATE_* variables.
-func startWorkerChild(sc benchScenario, env *benchEnv, stderr io.Writer) (*workerChild, error) {
+// startWorker runs `hwstate run` with the scenario's settings as HWSTATE_* variables.
+func startWorker(sc scenario, sb *sandbox.Sandbox, cfg Config) (*child, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
 	settings := map[string]string{
-		"NATS_URL":       env.natsURL,
-		"GRAPH_BASE_URL": env.graphURL,
-		"GRAPH_TOKEN":    benchToken,
+		"NATS_URL":       sb.NATSURL,
+		"GRAPH_BASE_URL": sb.GraphURL,
+		"GRAPH_TOKEN":    sb.Token,
 		"RATE":           strconv.FormatFloat(sc.rate, 'f', -1, 64),
 		"BURST":          strconv.Itoa(sc.burst),
 		"CONCURRENCY":    strconv.Itoa(sc.concurrency),
@@ -48,7 +50,7 @@ func startWorkerChild(sc benchScenario, env *benchEnv, stderr io.Writer) (*worke
 	if sc.fetchBatch > 0 {
 		settings["FETCH_BATCH"] = strconv.Itoa(sc.fetchBatch)
 	}
-	c, err := startChild([]string{"run"}, settings, stderr, stderr)
+	c, err := startChild(cfg.Executable, []string{"run"}, settings, cfg.Progress, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -56,13 +58,9 @@ func startWorkerChild(sc benchScenario, env *benchEnv, stderr io.Writer) (*worke
 	return c, nil
 }
 
-// startChild runs this executable with args and the given HWSTATE_* variables (names
+// startChild runs the executable with args and the given HWSTATE_* variables (names
 // without the prefix); any HWSTATE_* of the bench's own environment is left out.
-func startChild(args []string, settings map[string]string, stdout, stderr io.Writer) (*workerChild, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the hwstate executable: %w", err)
-	}
+func startChild(exe string, args []string, settings map[string]string, stdout, stderr io.Writer) (*child, error) {
 	cmd := exec.Command(exe, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "HWSTATE_") {
@@ -76,7 +74,7 @@ func startChild(args []string, settings map[string]string, stdout, stderr io.Wri
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting hwstate %s: %w", args[0], err)
 	}
-	c := &workerChild{cmd: cmd, exited: make(chan struct{})}
+	c := &child{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		c.waitErr = cmd.Wait()
 		close(c.exited)
@@ -96,7 +94,7 @@ func freeLoopbackAddr() (string, error) {
 }
 
 // waitReady waits until the child answers /readyz with 200 (bound to its consumer).
-func (c *workerChild) waitReady(ctx context.Context, limit time.Duration) error {
+func (c *child) waitReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
@@ -119,7 +117,7 @@ func (c *workerChild) waitReady(ctx context.Context, limit time.Duration) error 
 	}
 }
 
-// procUsage is the child's CPU time and memory as the kernel reports them now. The peak is
+// procUsage is a process's CPU time and memory as the kernel reports them now. The peak is
 // VmHWM, never getrusage's ru_maxrss: os/exec starts a child with vfork, which shares the
 // bench's memory until exec, and ru_maxrss keeps that high-water mark across exec, so it
 // would report the bench's own size (JetStream, the emulator) as the worker's.
@@ -128,68 +126,50 @@ type procUsage struct {
 	rss, hwmKiB int64 // resident set now and its peak, KiB
 }
 
-// userHZ is the unit of the CPU times in /proc/<pid>/stat, fixed at 100 by the Linux ABI.
-const userHZ = 100
-
-func (c *workerChild) usage() (procUsage, error) { return usageOf(c.cmd.Process.Pid) }
+func (c *child) usage() (procUsage, error) { return usageOf(c.cmd.Process.Pid) }
 
 // usageOf reads a process's usage from /proc.
 func usageOf(pid int) (procUsage, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return procUsage{}, err
 	}
-	// The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(fields) < 13 {
-		return procUsage{}, errors.New("short /proc stat")
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	u := procUsage{cpu: time.Duration(utime+stime) * time.Second / userHZ}
-	status, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	stat, err := p.Stat()
 	if err != nil {
 		return procUsage{}, err
 	}
-	defer status.Close()
-	sc := bufio.NewScanner(status)
-	for sc.Scan() {
-		name, value, _ := strings.Cut(sc.Text(), ":")
-		kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		switch name {
-		case "VmRSS":
-			u.rss = kib
-		case "VmHWM":
-			u.hwmKiB = kib
-		}
+	status, err := p.NewStatus()
+	if err != nil {
+		return procUsage{}, err
 	}
-	return u, sc.Err()
+	return procUsage{
+		cpu:    time.Duration(stat.CPUTime() * float64(time.Second)),
+		rss:    int64(status.VmRSS / 1024),
+		hwmKiB: int64(status.VmHWM / 1024),
+	}, nil
 }
 
-// metrics reads the child's /metrics into series name (with labels) -> value.
-func (c *workerChild) metrics() (map[string]float64, error) {
+// rateLimit reads the worker's current rate limit (hwstate_rate_limit) from its /metrics.
+func (c *child) rateLimit() (float64, error) {
 	resp, err := http.Get("http://" + c.httpAddr + "/metrics")
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.LastIndexByte(line, ' ')
-		if line == "" || line[0] == '#' || i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("the worker's /metrics: %w", err)
 	}
-	return out, sc.Err()
+	f := families["hwstate_rate_limit"]
+	if f == nil || len(f.GetMetric()) == 0 {
+		return 0, fmt.Errorf("the worker's /metrics has no hwstate_rate_limit")
+	}
+	return f.GetMetric()[0].GetGauge().GetValue(), nil
 }
 
 // stop asks the child to shut down (SIGTERM) and kills it if it takes longer than limit.
-func (c *workerChild) stop(limit time.Duration) error {
+func (c *child) stop(limit time.Duration) error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -9,47 +9,42 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/hwstate/hwstate/worker"
+	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
-// benchPublishCommand measures `hwstate publish` as a child process: sc.events lines of an
+// runPublish measures `hwstate publish` as a child process: sc.events lines of an
 // NDJSON file into the bench's JetStream, its rate, CPU and whether its memory stays flat.
-func benchPublishCommand(ctx context.Context, sc benchScenario, timeout time.Duration, stderr io.Writer) (benchFigures, []benchSample, error) {
-	f := benchFigures{sc: sc}
-	env, err := startBenchEnv(sc)
+func runPublish(ctx context.Context, sc scenario, cfg Config) (*Report, error) {
+	f := &Report{sc: sc}
+	sb, err := sandbox.New(sandbox.WithEmulator(sc.emulator))
 	if err != nil {
-		return f, nil, err
+		return nil, err
 	}
-	defer env.close()
-	stream, err := env.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject},
-		Storage: jetstream.FileStorage, Duplicates: time.Hour,
-	})
+	defer sb.Close()
+	stream, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour)
 	if err != nil {
-		return f, nil, fmt.Errorf("input stream: %w", err)
+		return nil, err
 	}
 	file, err := writeEventsFile(sc.events)
 	if err != nil {
-		return f, nil, err
+		return nil, err
 	}
 	defer os.Remove(file)
 
-	fmt.Fprintf(stderr, "bench: scenario %s: %s\n", sc.name, sc.summary)
+	fmt.Fprintf(cfg.Progress, "bench: scenario %s: %s\n", sc.name, sc.summary)
 	start := time.Now()
-	child, err := startChild([]string{"publish", "--file", file}, map[string]string{"NATS_URL": env.natsURL}, stderr, io.Discard)
+	child, err := startChild(cfg.Executable, []string{"publish", "--file", file}, map[string]string{"NATS_URL": sb.NATSURL}, cfg.Progress, io.Discard)
 	if err != nil {
-		return f, nil, err
+		return nil, err
 	}
-	var samples []benchSample
+	var samples []sample
 	var peakKiB int64 // VmHWM at the last reading before the child exited
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	deadline := time.After(timeout)
+	deadline := time.After(cfg.Timeout)
 sampling:
 	for {
-		s := benchSample{at: time.Since(start)}
+		s := sample{at: time.Since(start)}
 		if u, err := child.usage(); err == nil {
 			s.cpu, s.rssKiB = u.cpu, u.rss
 			peakKiB = max(peakKiB, u.hwmKiB)
@@ -65,20 +60,20 @@ sampling:
 		case <-deadline:
 			_ = child.cmd.Process.Kill()
 			<-child.exited
-			return f, nil, fmt.Errorf("publish did not finish within %s", timeout)
+			return nil, fmt.Errorf("publish did not finish within %s", cfg.Timeout)
 		case <-ctx.Done():
 			_ = child.cmd.Process.Kill()
 			<-child.exited
-			return f, nil, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	elapsed := time.Since(start)
 	if !child.cmd.ProcessState.Success() {
-		return f, nil, fmt.Errorf("hwstate publish: %v", child.waitErr)
+		return nil, fmt.Errorf("hwstate publish: %v", child.waitErr)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return f, nil, err
+		return nil, err
 	}
 	ru, _ := child.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -90,12 +85,13 @@ sampling:
 	f.add("cpu_percent", "cpu % of a core", 100*cpu.Seconds()/elapsed.Seconds(), 1)
 	f.add("peak_rss_mib", "peak RSS MiB", float64(peakKiB)/1024, 1)
 	f.add("rss_growth_mib", "RSS growth MiB (after 10%)", rssGrowth(samples, uint64(sc.events/10)), 1)
-	return f, samples, nil
+	f.samples = samples
+	return f, nil
 }
 
 // rssGrowth is how much the resident set grew from the first sample with at least from events
 // published to the last one that still had a reading: flat memory is near 0.
-func rssGrowth(samples []benchSample, from uint64) float64 {
+func rssGrowth(samples []sample, from uint64) float64 {
 	var first, last int64 = -1, 0
 	for _, s := range samples {
 		if s.rssKiB == 0 {
@@ -120,7 +116,7 @@ func writeEventsFile(n int) (string, error) {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := range n {
-		_, _ = w.WriteString(demoEvent(benchConfigID, i))
+		_, _ = w.Write(sandbox.Event(sandbox.ConfigOK, i))
 		_ = w.WriteByte('\n')
 	}
 	err = w.Flush()

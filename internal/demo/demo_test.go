@@ -1,10 +1,14 @@
-package main
+package demo_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hwstate/hwstate/internal/demo"
 	"github.com/hwstate/hwstate/internal/proctest"
 )
 
@@ -14,9 +18,9 @@ func TestDemoAccountsForEveryEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
 	}
-	var out, errOut proctest.Buffer
-	if err := runDemo(context.Background(), []string{"--events", "60"}, &out, &errOut); err != nil {
-		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
+	var out proctest.Buffer
+	if err := demo.Run(context.Background(), demo.Config{Events: 60, Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	got := out.String()
 	t.Log(got)

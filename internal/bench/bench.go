@@ -1,0 +1,79 @@
+// Package bench measures the pipeline on this machine under a load scenario: the sandbox
+// (embedded JetStream and the Graph emulator) in this process, the worker (`hwstate run`)
+// or the backfill (`hwstate publish`) as a child process, so that its CPU and memory are
+// its own, and a report of figures against the scenario's targets, with a plot over time.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is a bench run: a scenario and what the run changes in it.
+type Config struct {
+	Scenario string
+	// Executable is the hwstate binary whose `run` and `publish` are measured.
+	Executable string
+	// Progress receives what the bench is doing and the child's log.
+	Progress io.Writer
+
+	// Overrides of the scenario's settings; 0 keeps the scenario's.
+	Events, GraphBatch, Concurrency, FetchBatch int
+	Rate                                        float64
+	// Duration is how long a timed scenario runs.
+	Duration time.Duration
+	// Timeout is when a run gives up on events still without an outcome.
+	Timeout time.Duration
+}
+
+// Names are the scenarios' names.
+func Names() []string {
+	var names []string
+	for _, s := range scenarios() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// Run runs the scenario and reports its figures.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	i := slices.IndexFunc(scenarios(), func(s scenario) bool { return s.name == cfg.Scenario })
+	if i < 0 {
+		return nil, fmt.Errorf("unknown scenario %q: want one of %s", cfg.Scenario, strings.Join(Names(), ", "))
+	}
+	sc := scenarios()[i]
+	override := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	override(&sc.events, cfg.Events)
+	override(&sc.graphBatch, cfg.GraphBatch)
+	override(&sc.concurrency, cfg.Concurrency)
+	override(&sc.fetchBatch, cfg.FetchBatch)
+	if cfg.Rate > 0 {
+		sc.rate = cfg.Rate
+	}
+	if cfg.Duration > 0 && sc.duration > 0 {
+		sc.duration = cfg.Duration
+	}
+	if sc.duration == 0 && sc.events == 0 {
+		return nil, errors.New("--events must be above 0")
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if sc.publishCommand {
+		return runPublish(ctx, sc, cfg)
+	}
+	res, err := runWorker(ctx, sc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return res.report(), nil
+}

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"time"
+
+	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/worker"
+)
+
+// scenario is one load the bench can put on the pipeline: what the emulated tenant
+// does, how the worker is configured, and how events arrive.
+type scenario struct {
+	name, summary string
+	events        int
+	emulator      emulator.Config
+	// Worker settings (HWSTATE_*).
+	rate        float64
+	burst       int
+	concurrency int
+	ackWait     time.Duration
+	graphBatch  int
+	fetchBatch  int // 0: auto
+	// publishRate paces publishing while the worker runs (events/s); 0 publishes every event
+	// before the worker starts, a backlog it drains.
+	publishRate float64
+	// publishCommand measures `hwstate publish` of events lines instead of the worker.
+	publishCommand bool
+	// duration, when set, runs the worker for that long instead of until every event has its
+	// outcome; rates are then taken after warmup.
+	duration, warmup time.Duration
+	targets          []target
+}
+
+// unlimitedRate stands for "no limit": the worker needs some rate, and this one is never reached.
+const unlimitedRate = 1e6
+
+func scenarios() []scenario {
+	return []scenario{
+		{
+			name: "unlimited", summary: "zero-latency emulator, no limit: what the worker costs per event",
+			events: 100_000, rate: unlimitedRate, burst: 1000, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
+			targets: []target{
+				{figure: "events/s", atLeast: true, value: 8000, batchValue: 15000},
+				{figure: "cpu ms/1000 events", value: 120},
+				{figure: "peak RSS MiB", value: 64},
+			},
+		},
+		{
+			name: "latency", summary: "100 ms per Graph request, rate 400/s, concurrency 64, events published at 400/s",
+			events: 12_000, emulator: emulator.Config{Latency: 100 * time.Millisecond},
+			rate: 400, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1, publishRate: 400,
+			targets: []target{{figure: "events/s", atLeast: true, value: 0.97 * 400}},
+		},
+		{
+			name: "tenant", summary: "tenant allows 100 writes per sliding 20 s window (Retry-After); worker set to 10x that (50/s)",
+			events: 3000, emulator: emulator.Config{Window: emulator.Window{Limit: 100, Per: 20 * time.Second}},
+			rate: 50, burst: 1, concurrency: 32, ackWait: 60 * time.Second, graphBatch: 1,
+			duration: 3*time.Minute + 30*time.Second, warmup: 20 * time.Second,
+			targets: []target{
+				{figure: "budget used %", atLeast: true, value: 95},
+				{figure: "429 share %", value: 2},
+			},
+		},
+		{
+			name: "tenant-bucket", summary: "tenant token bucket 100/s (burst 5, Retry-After); worker set to 1,000/s",
+			events: 20_000, emulator: emulator.Config{Rate: 100, Burst: 5},
+			rate: 1000, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
+			duration: time.Minute, warmup: 20 * time.Second,
+			targets: []target{
+				{figure: "budget used %", atLeast: true, value: 95},
+				{figure: "429 share %", value: 2},
+			},
+		},
+		{
+			name: "backlog", summary: "2,000 pending events drained at 20 creates/s with a 10 s ack wait",
+			events: 2000, rate: 20, burst: 1, concurrency: 32, ackWait: 10 * time.Second, graphBatch: 1,
+			targets: []target{
+				{figure: "redeliveries", value: 0},
+				{figure: "duplicate creates", value: 0},
+			},
+		},
+		{
+			name: "publish", summary: "`hwstate publish` of an NDJSON file into the local JetStream",
+			events: 1_000_000, publishCommand: true,
+			targets: []target{
+				{figure: "events/s", atLeast: true, value: 40000},
+				{figure: "RSS growth MiB (after 10%)", value: 8},
+			},
+		},
+		{
+			name: "idle", summary: "the worker with nothing to do",
+			rate: worker.DefaultRate, burst: 1, concurrency: worker.DefaultConcurrency, ackWait: worker.DefaultAckWait, graphBatch: 1,
+			duration: 25 * time.Second, warmup: 5 * time.Second,
+			targets: []target{
+				{figure: "cpu % of a core", value: 1},
+				{figure: "peak RSS MiB", value: 40},
+			},
+		},
+	}
+}
