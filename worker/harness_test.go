@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -110,13 +109,6 @@ func (h *harness) readOutputs() outputs {
 	h.t.Helper()
 	o := proctest.ReadOutcomes(h.t, h.js)
 	return outputs{results: o.Results, dlq: o.DeadLetters}
-}
-
-func mustUnmarshal(t *testing.T, data []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("unmarshal %s: %v", data, err)
-	}
 }
 
 // Configuration ids with a meaning at the emulator in these tests.

@@ -1,41 +1,27 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"sync"
-	"sync/atomic"
-	"text/tabwriter"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hwstate/hwstate/schema"
+	"github.com/hwstate/hwstate/internal/backfill"
 	"github.com/hwstate/hwstate/worker"
 )
-
-// publishAckTimeout bounds the wait for one event's ack from the stream, so a lost ack ends
-// as a reported failure instead of a hang.
-const publishAckTimeout = time.Minute
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var conn natsFlags
 	conn.register(fs)
-	subject := fs.String("subject", worker.DefaultSubject, "input subject: where the events go")
-	file := fs.String("file", "", "the events, one JSON event a line (NDJSON); - for standard input")
-	validate := fs.Bool("validate", false, "check every line and report the bad ones by number; publish nothing")
-	maxPending := fs.Int("max-pending", 256, "events published and not yet acknowledged by the stream, at most")
+	cfg := backfill.Config{Out: stdout, Progress: stderr}
+	fs.StringVar(&cfg.Subject, "subject", worker.DefaultSubject, "input subject: where the events go")
+	fs.StringVar(&cfg.File, "file", "", "the events, one JSON event a line (NDJSON); - for standard input")
+	fs.BoolVar(&cfg.Validate, "validate", false, "check every line and report the bad ones by number; publish nothing")
+	fs.IntVar(&cfg.MaxPending, "max-pending", 256, "events published and not yet acknowledged by the stream, at most")
 	fs.Usage = flagUsage(fs, stdout, "usage: hwstate publish --file F.ndjson [flags]\n\n"+
 		"Backfill: publishes each line of the file as one event, with the Nats-Msg-Id set to the hex SHA-256\n"+
 		"of the line, so a re-run (within the input stream's one-hour duplicate window) publishes nothing\n"+
@@ -44,291 +30,15 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *file == "" {
+	if cfg.File == "" {
 		return errors.New("--file is required (- for standard input)")
 	}
-	if *maxPending < 1 {
-		return errors.New("--max-pending must be at least 1")
-	}
-	in, size, err := openInput(*file)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-
-	p := &publishRun{lines: newLineReader(in), out: &lockedWriter{w: stdout}, start: time.Now()}
-	prog := newProgress(stderr, size, *validate)
-	p.out.before = prog.clear
-	stopProgress := every(prog.interval(), func() { prog.show(p.snapshot()) })
-
-	if *validate {
-		p.validate(ctx)
-	} else {
-		nc, js, err := conn.connect(conn.url(), jetstream.WithPublishAsyncMaxPending(*maxPending), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
+	cfg.Dial = func(opts ...jetstream.JetStreamOpt) (jetstream.JetStream, func(), error) {
+		nc, js, err := conn.connect(conn.url(), opts...)
 		if err != nil {
-			stopProgress()
-			return err
+			return nil, nil, err
 		}
-		defer nc.Close()
-		if _, err := js.StreamNameBySubject(ctx, *subject); err != nil {
-			stopProgress()
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("no stream captures subject %s: start `hwstate run` once (it creates the input stream) or create one", *subject)
-			}
-			return fmt.Errorf("look up the stream of %s: %w", *subject, err)
-		}
-		p.publish(ctx, js, *subject, *maxPending)
+		return js, nc.Close, nil
 	}
-	stopProgress()
-	prog.done(p.snapshot())
-	s := p.snapshot()
-	s.print(stdout, *validate)
-
-	switch {
-	case p.readErr != nil:
-		return fmt.Errorf("read %s after line %d: %w", *file, s.lines, p.readErr)
-	case ctx.Err() != nil:
-		return fmt.Errorf("interrupted after line %d; a re-run skips what was published", s.lines)
-	case s.failed > 0:
-		return fmt.Errorf("%d lines not published (listed above); a re-run skips what was published", s.failed)
-	case *validate && s.invalid > 0:
-		return fmt.Errorf("%d of %d lines are not valid events", s.invalid, s.lines-s.blank)
-	case s.invalid > 0:
-		return fmt.Errorf("%d lines are not valid events and were not published (listed above)", s.invalid)
-	}
-	return nil
-}
-
-// openInput opens the file, or standard input for "-", and tells its size when known (-1
-// otherwise), for the progress's ETA.
-func openInput(name string) (io.ReadCloser, int64, error) {
-	if name == "-" {
-		return io.NopCloser(os.Stdin), -1, nil
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, 0, err
-	}
-	size := int64(-1)
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
-	}
-	return f, size, nil
-}
-
-// lineReader reads lines of at most one event each, with memory bounded by the longest
-// event, however large the file.
-type lineReader struct {
-	r    *bufio.Reader
-	n    int   // lines read
-	read int64 // bytes read
-}
-
-// maxLine is the longest line kept: an event of the largest size, and a CRLF.
-const maxLine = schema.MaxEventSize + 2
-
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, maxLine)}
-}
-
-// next returns the next line without its line ending, valid until the next call. A line
-// longer than any event is returned as tooLong, with its rest skipped. At the end it returns
-// io.EOF.
-func (l *lineReader) next() (line []byte, tooLong bool, err error) {
-	line, err = l.r.ReadSlice('\n')
-	l.read += int64(len(line))
-	for errors.Is(err, bufio.ErrBufferFull) {
-		tooLong = true
-		var rest []byte
-		rest, err = l.r.ReadSlice('\n')
-		l.read += int64(len(rest))
-	}
-	if errors.Is(err, io.EOF) && (len(line) > 0 || tooLong) {
-		err = nil // the last line has no line ending
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	l.n++
-	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-	return line, tooLong, nil
-}
-
-// publishRun is one run of publish or --validate: the counts, shared with the progress
-// display and the goroutine collecting acks.
-type publishRun struct {
-	lines *lineReader
-	out   *lockedWriter
-	start time.Time
-
-	readLines, readBytes                              atomic.Int64
-	blank, invalid, published, duplicates, failed, ok atomic.Int64
-	readErr                                           error // set by the reading goroutine, read after it ends
-}
-
-// each calls fn for every line that is a valid event, reporting the others by number, until
-// the input ends or ctx is done.
-func (p *publishRun) each(ctx context.Context, fn func(n int, line []byte)) {
-	for ctx.Err() == nil {
-		line, tooLong, err := p.lines.next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				p.readErr = err
-			}
-			return
-		}
-		p.readLines.Store(int64(p.lines.n))
-		p.readBytes.Store(p.lines.read)
-		switch {
-		case tooLong:
-			p.invalid.Add(1)
-			p.out.printf("line %d: longer than an event may be (%d bytes)\n", p.lines.n, schema.MaxEventSize)
-		case len(bytes.TrimSpace(line)) == 0:
-			p.blank.Add(1)
-		default:
-			if _, err := schema.Decode(line); err != nil {
-				p.invalid.Add(1)
-				p.out.printf("line %d: %v\n", p.lines.n, err)
-				continue
-			}
-			p.ok.Add(1)
-			fn(p.lines.n, line)
-		}
-	}
-}
-
-func (p *publishRun) validate(ctx context.Context) {
-	p.each(ctx, func(int, []byte) {})
-}
-
-// pendingAck is an event published and waiting for the stream's ack.
-type pendingAck struct {
-	line int
-	fut  jetstream.PubAckFuture
-}
-
-// publish sends every valid line asynchronously, at most maxPending awaiting their acks, and
-// returns once every ack (or failure) is in.
-func (p *publishRun) publish(ctx context.Context, js jetstream.JetStream, subject string, maxPending int) {
-	acks := make(chan pendingAck, maxPending)
-	var collected sync.WaitGroup
-	collected.Go(func() {
-		for a := range acks {
-			select {
-			case ack := <-a.fut.Ok():
-				if ack.Duplicate {
-					p.duplicates.Add(1)
-				} else {
-					p.published.Add(1)
-				}
-			case err := <-a.fut.Err():
-				p.failed.Add(1)
-				p.out.printf("line %d: not published: %v\n", a.line, err)
-			}
-		}
-	})
-	p.each(ctx, func(n int, line []byte) {
-		m := nats.NewMsg(subject)
-		m.Data = bytes.Clone(line) // the reader reuses its buffer; the message waits for its ack
-		sum := sha256.Sum256(m.Data)
-		m.Header.Set(jetstream.MsgIDHeader, hex.EncodeToString(sum[:]))
-		for {
-			// A full window of pending acks stalls the publish; waiting again is the back-pressure.
-			fut, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Second))
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
-				continue
-			}
-			if err != nil {
-				p.failed.Add(1)
-				p.out.printf("line %d: not published: %v\n", n, err)
-				return
-			}
-			acks <- pendingAck{line: n, fut: fut}
-			return
-		}
-	})
-	close(acks)
-	collected.Wait()
-}
-
-// publishSnapshot is the counts at one moment.
-type publishSnapshot struct {
-	lines, blank, invalid, ok, published, duplicates, failed int64
-	bytes                                                    int64
-	elapsed                                                  time.Duration
-}
-
-func (p *publishRun) snapshot() publishSnapshot {
-	return publishSnapshot{
-		lines: p.readLines.Load(), bytes: p.readBytes.Load(),
-		blank: p.blank.Load(), invalid: p.invalid.Load(), ok: p.ok.Load(),
-		published: p.published.Load(), duplicates: p.duplicates.Load(), failed: p.failed.Load(),
-		elapsed: time.Since(p.start),
-	}
-}
-
-func (s publishSnapshot) rate() float64 {
-	if s.elapsed <= 0 {
-		return 0
-	}
-	return float64(s.lines) / s.elapsed.Seconds()
-}
-
-func (s publishSnapshot) print(w io.Writer, validated bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "lines\t%d\n", s.lines)
-	if validated {
-		fmt.Fprintf(tw, "valid\t%d\n", s.ok)
-	} else {
-		fmt.Fprintf(tw, "published\t%d\n", s.published)
-		fmt.Fprintf(tw, "duplicates\t%d\t(already in the stream: not published again)\n", s.duplicates)
-		if s.failed > 0 {
-			fmt.Fprintf(tw, "failed\t%d\n", s.failed)
-		}
-	}
-	fmt.Fprintf(tw, "invalid\t%d\n", s.invalid)
-	fmt.Fprintf(tw, "blank\t%d\n", s.blank)
-	fmt.Fprintf(tw, "elapsed\t%s\n", s.elapsed.Round(time.Millisecond))
-	fmt.Fprintf(tw, "rate\t%.0f lines/s\n", s.rate())
-	_ = tw.Flush()
-}
-
-// lockedWriter lets the reader and the ack collector report lines without interleaving, and
-// clears the progress bar first so a report does not end up inside it.
-type lockedWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	before func()
-}
-
-func (l *lockedWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.before != nil {
-		l.before()
-	}
-	fmt.Fprintf(l.w, format, args...)
-}
-
-// every calls fn every interval until the returned stop is called, which waits for a call in
-// progress to end.
-func every(interval time.Duration, fn func()) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fn()
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
+	return backfill.Run(ctx, cfg)
 }

@@ -1,4 +1,4 @@
-package main
+package backfill
 
 import (
 	"fmt"
@@ -15,9 +15,9 @@ import (
 // now and then elsewhere (a log file, CI), where a redrawn bar would be noise.
 type progress interface {
 	interval() time.Duration
-	show(publishSnapshot)
+	show(snapshot)
 	clear() // before a report line is printed
-	done(publishSnapshot)
+	done(snapshot)
 }
 
 // newProgress picks the display for w; size is the input's, -1 when unknown.
@@ -50,7 +50,7 @@ func newProgressBar(w io.Writer, size int64) *progressBar {
 
 func (b *progressBar) interval() time.Duration { return 200 * time.Millisecond }
 
-func (b *progressBar) show(s publishSnapshot) {
+func (b *progressBar) show(s snapshot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.bar.Describe(fmt.Sprintf("%d lines, %.0f lines/s", s.lines, s.rate()))
@@ -63,7 +63,7 @@ func (b *progressBar) clear() {
 	_ = b.bar.Clear()
 }
 
-func (b *progressBar) done(publishSnapshot) {
+func (b *progressBar) done(snapshot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_ = b.bar.Finish()
@@ -78,7 +78,7 @@ type progressLines struct {
 
 func (p *progressLines) interval() time.Duration { return 5 * time.Second }
 
-func (p *progressLines) show(s publishSnapshot) {
+func (p *progressLines) show(s snapshot) {
 	where := ""
 	if p.size > 0 && s.bytes > 0 {
 		left := time.Duration(float64(s.elapsed) * float64(p.size-s.bytes) / float64(s.bytes))
@@ -93,4 +93,4 @@ func (p *progressLines) show(s publishSnapshot) {
 
 func (p *progressLines) clear() {}
 
-func (p *progressLines) done(publishSnapshot) {}
+func (p *progressLines) done(snapshot) {}

@@ -1,0 +1,242 @@
+// Package dlq is the tooling for the dead-letter stream: list the dead letters, and redrive
+// chosen ones, publishing their original events to the input subject again under an id the
+// worker's idempotency ledger lets through, once.
+package dlq
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hwstate/hwstate/internal/sandbox"
+	"github.com/hwstate/hwstate/worker"
+)
+
+// redriveMark joins an event id and the DLQ sequence in a redriven event's id. A redriven
+// event that fails again carries it into the DLQ; a second redrive replaces it.
+const redriveMark = ":redrive:"
+
+// Selection is which dead letters a command works on; the zero value selects all.
+type Selection struct {
+	reason   worker.Outcome
+	bySeq    bool
+	from, to uint64
+}
+
+// SetReason selects the dead letters of one reason.
+func (s *Selection) SetReason(v string) error {
+	switch o := worker.Outcome(v); o {
+	case worker.InvalidEvent, worker.GraphRejected, worker.RetriesExhausted:
+		s.reason = o
+		return nil
+	}
+	return fmt.Errorf("want invalid_event, graph_rejected or retries_exhausted")
+}
+
+// SetSeq selects the dead letters with DLQ stream sequences from A to B ("A-B") or one.
+func (s *Selection) SetSeq(v string) error {
+	a, b, isRange := strings.Cut(v, "-")
+	from, err := strconv.ParseUint(a, 10, 64)
+	to := from
+	if err == nil && isRange {
+		to, err = strconv.ParseUint(b, 10, 64)
+	}
+	if err != nil || from == 0 || to < from {
+		return fmt.Errorf("want A-B with 1 <= A <= B, or one sequence number")
+	}
+	s.bySeq, s.from, s.to = true, from, to
+	return nil
+}
+
+// Narrowed reports whether the selection narrows anything: a redrive of everything is
+// refused, so that nothing is redriven by accident.
+func (s Selection) Narrowed() bool { return s.reason != "" || s.bySeq }
+
+func (s Selection) match(seq uint64, d *worker.DeadLetter) bool {
+	if s.bySeq && (seq < s.from || seq > s.to) {
+		return false
+	}
+	return s.reason == "" || d.Reason == s.reason
+}
+
+// message is one message of the DLQ stream; body is nil when it is not a dead letter.
+type message struct {
+	seq  uint64
+	data []byte
+	body *worker.DeadLetter
+	err  error // why body is nil
+}
+
+// eachMsg calls fn for every message of the DLQ stream that sel selects. A message that
+// is not a dead letter is passed on only when nothing narrows the selection.
+func eachMsg(ctx context.Context, js jetstream.JetStream, stream string, sel Selection, fn func(message) error) error {
+	return sandbox.Each(ctx, js, stream, func(m jetstream.Msg) error {
+		meta, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("DLQ message without metadata: %w", err)
+		}
+		dm := message{seq: meta.Sequence.Stream, data: m.Data()}
+		var d worker.DeadLetter
+		if err := json.Unmarshal(m.Data(), &d); err != nil {
+			dm.err = fmt.Errorf("not a dead letter: %w", err)
+			if sel.reason != "" || !sel.match(dm.seq, &d) {
+				return nil
+			}
+			return fn(dm)
+		}
+		if !sel.match(dm.seq, &d) {
+			return nil
+		}
+		dm.body = &d
+		return fn(dm)
+	})
+}
+
+// errorWidth is how much of a dead letter's error the table shows; --json has all of it.
+const errorWidth = 60
+
+// List writes the selected dead letters: a table with a count per reason, or with asJSON
+// each one's body on a line.
+func List(ctx context.Context, js jetstream.JetStream, stream string, sel Selection, asJSON bool, w io.Writer) error {
+	if asJSON {
+		return eachMsg(ctx, js, stream, sel, func(m message) error {
+			_, err := fmt.Fprintf(w, "%s\n", m.data)
+			return err
+		})
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tEVENT ID\tREASON\tSTATUS\tATTEMPTS\tFAILED AT\tERROR")
+	counts := map[worker.Outcome]int{}
+	total := 0
+	err := eachMsg(ctx, js, stream, sel, func(m message) error {
+		total++
+		if m.body == nil {
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t%s\n", m.seq, cut(m.err.Error(), errorWidth))
+			return nil
+		}
+		d := m.body
+		counts[d.Reason]++
+		status := "-"
+		if d.HTTPStatus != 0 {
+			status = strconv.Itoa(d.HTTPStatus)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", m.seq, d.EventID, d.Reason, status, d.Attempts,
+			d.FailedAt.UTC().Format(time.RFC3339), cut(d.Error, errorWidth))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var parts []string
+	for _, o := range []worker.Outcome{worker.InvalidEvent, worker.GraphRejected, worker.RetriesExhausted} {
+		if counts[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+		}
+	}
+	summary := ""
+	if len(parts) > 0 {
+		summary = ": " + strings.Join(parts, ", ")
+	}
+	_, err = fmt.Fprintf(w, "%d dead letters%s\n", total, summary)
+	return err
+}
+
+// cut shortens s to at most n runes, marking the cut, on one line.
+func cut(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// Redrive sends dead letters' originals back to the input subject.
+type Redrive struct {
+	JS      jetstream.JetStream
+	Stream  string // the DLQ stream
+	Subject string // the input subject
+	// DryRun says what would be redriven and changes nothing.
+	DryRun bool
+	Out    io.Writer
+}
+
+func (r *Redrive) Run(ctx context.Context, sel Selection) error {
+	dlq, err := r.JS.Stream(ctx, r.Stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.Stream, err)
+	}
+	verb := "redriven"
+	if r.DryRun {
+		verb = "would redrive"
+	}
+	var done, skipped int
+	err = eachMsg(ctx, r.JS, r.Stream, sel, func(m message) error {
+		original, id, err := redriveOf(m)
+		if err != nil {
+			skipped++
+			fmt.Fprintf(r.Out, "skipped seq %d: %v\n", m.seq, err)
+			return nil
+		}
+		if !r.DryRun {
+			if err := sandbox.Publish(ctx, r.JS, r.Subject, id, original); err != nil {
+				return fmt.Errorf("seq %d: publish to %s: %w (nothing deleted; a re-run is safe)", m.seq, r.Subject, err)
+			}
+			if err := dlq.DeleteMsg(ctx, m.seq); err != nil {
+				return fmt.Errorf("seq %d: published as %s, but deleting it from %s failed: %w (a re-run publishes a duplicate, which the stream drops)", m.seq, id, r.Stream, err)
+			}
+		}
+		done++
+		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s\n", verb, m.seq, m.body.EventID, m.body.Reason, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if r.DryRun {
+		fmt.Fprintf(r.Out, "dry run: %d would be redriven to %s, %d skipped; nothing changed\n", done, r.Subject, skipped)
+	} else {
+		fmt.Fprintf(r.Out, "%d redriven to %s, %d skipped\n", done, r.Subject, skipped)
+	}
+	if skipped > 0 {
+		return fmt.Errorf("%d dead letters not redriven (listed above)", skipped)
+	}
+	return nil
+}
+
+// redriveOf is the event body to publish again and its new id.
+func redriveOf(m message) (original []byte, id string, err error) {
+	d := m.body
+	switch {
+	case d == nil:
+		return nil, "", m.err
+	case d.OriginalTruncated:
+		return nil, "", fmt.Errorf("event %s: its original was cut to fit the DLQ; republish it from its source", d.EventID)
+	case d.Original != nil:
+		original = []byte(*d.Original)
+	case d.OriginalBase64 != "":
+		original, err = base64.StdEncoding.DecodeString(d.OriginalBase64)
+		if err != nil {
+			return nil, "", fmt.Errorf("event %s: originalBase64: %w", d.EventID, err)
+		}
+	default:
+		return nil, "", fmt.Errorf("event %s: the dead letter holds no original", d.EventID)
+	}
+	base := d.EventID
+	if i := strings.LastIndex(base, redriveMark); i >= 0 {
+		base = base[:i]
+	}
+	return original, base + redriveMark + strconv.FormatUint(m.seq, 10), nil
+}
