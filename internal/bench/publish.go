@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hwstate/hwstate/internal/sandbox"
+	"github.com/hwstate/hwstate/worker"
 )
 
 // runPublish measures `hwstate publish` as a child process: sc.events lines of an
@@ -21,8 +22,7 @@ func runPublish(ctx context.Context, sc scenario, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer sb.Close()
-	stream, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour)
-	if err != nil {
+	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
 		return nil, err
 	}
 	file, err := writeEventsFile(sc.events)
@@ -49,8 +49,8 @@ sampling:
 			s.cpu, s.rssKiB = u.cpu, u.rss
 			peakKiB = max(peakKiB, u.hwmKiB)
 		}
-		if info, err := stream.Info(ctx); err == nil {
-			s.outcomes = info.State.Msgs
+		if n, err := sandbox.Count(ctx, sb.JS, worker.DefaultStream); err == nil {
+			s.outcomes = n
 		}
 		samples = append(samples, s)
 		select {
@@ -71,13 +71,13 @@ sampling:
 	if !child.cmd.ProcessState.Success() {
 		return nil, fmt.Errorf("hwstate publish: %v", child.waitErr)
 	}
-	info, err := stream.Info(ctx)
+	published, err := sandbox.Count(ctx, sb.JS, worker.DefaultStream)
 	if err != nil {
 		return nil, err
 	}
 	ru, _ := child.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	events := float64(info.State.Msgs)
+	events := float64(published)
 	f.seconds = elapsed.Seconds()
 	f.add("events", "events in the stream", events, 0)
 	f.add("events_per_second", "events/s", events/elapsed.Seconds(), 0)

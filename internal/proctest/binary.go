@@ -1,6 +1,8 @@
 // Package proctest runs the hwstate binary as a child process in tests, so that crashes
-// (SIGKILL), shutdowns (SIGTERM) and replicas are real processes, and reads back what the
-// worker recorded: its results, dead letters and ledger.
+// (SIGKILL), shutdowns (SIGTERM) and replicas are real processes, and gives tests the
+// sandbox (internal/sandbox) with its publish, count and read-back failing the test
+// instead of returning errors: what the worker recorded, its results, dead letters and
+// ledger.
 package proctest
 
 import (
