@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
 // Config is a bench run: a scenario and what the run changes in it.
@@ -68,10 +70,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	if sc.publishCommand {
-		return runPublish(ctx, sc, cfg)
+	sb, err := sandbox.New(sandbox.WithEmulator(sc.emulator))
+	if err != nil {
+		return nil, err
 	}
-	res, err := runWorker(ctx, sc, cfg)
+	defer sb.Close()
+	// The worker would create the input stream; made here, events can wait for it.
+	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
+		return nil, err
+	}
+	if sc.publishCommand {
+		return runPublish(ctx, sc, cfg, sb)
+	}
+	res, err := runWorker(ctx, sc, cfg, sb)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/hwstate/hwstate/internal/proctest"
 )
 
-// TestRunUnlimited runs the bench end to end: its own JetStream and emulator, the worker
-// as a child process, a table, JSON and a plot.
+// TestRunUnlimited runs the bench end to end: its own JetStream and emulator (the
+// sandbox), the worker as a child process of the binary built for the test, and what it
+// reports: a table, JSON and a plot.
 func TestRunUnlimited(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline with a child process")

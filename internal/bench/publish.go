@@ -15,16 +15,8 @@ import (
 
 // runPublish measures `hwstate publish` as a child process: sc.events lines of an
 // NDJSON file into the bench's JetStream, its rate, CPU and whether its memory stays flat.
-func runPublish(ctx context.Context, sc scenario, cfg Config) (*Report, error) {
+func runPublish(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox) (*Report, error) {
 	f := &Report{sc: sc}
-	sb, err := sandbox.New(sandbox.WithEmulator(sc.emulator))
-	if err != nil {
-		return nil, err
-	}
-	defer sb.Close()
-	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
-		return nil, err
-	}
 	file, err := writeEventsFile(sc.events)
 	if err != nil {
 		return nil, err

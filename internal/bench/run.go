@@ -45,16 +45,7 @@ type result struct {
 }
 
 // runWorker measures `hwstate run` under the scenario.
-func runWorker(ctx context.Context, sc scenario, cfg Config) (*result, error) {
-	sb, err := sandbox.New(sandbox.WithEmulator(sc.emulator))
-	if err != nil {
-		return nil, err
-	}
-	defer sb.Close()
-	// The worker would create the input stream; made here, events can wait for it.
-	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
-		return nil, err
-	}
+func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox) (*result, error) {
 	ids := make([]string, sc.events)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bench-%d", i)

@@ -54,6 +54,3 @@ func (r *Running) Stop(ctx context.Context) error {
 		return fmt.Errorf("the worker did not stop: %w", ctx.Err())
 	}
 }
-
-// Done is closed when Run has returned.
-func (r *Running) Done() <-chan struct{} { return r.done }
