@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/peterbourgon/ff/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/hwstate/hwstate/worker"
 )
@@ -205,4 +207,21 @@ func flagUsage(fs *flag.FlagSet, w io.Writer, synopsis string) func() {
 			fmt.Fprintf(w, "  --%s  (%s, default %s)\n      %s\n", f.Name, env, def, f.Usage)
 		})
 	}
+}
+
+// newLogger builds the process logger: JSON lines for machines, or a readable console form.
+func newLogger(level string, console bool, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if console {
+		encCfg = zap.NewDevelopmentEncoderConfig()
+		encCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
 }
