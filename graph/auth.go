@@ -46,6 +46,7 @@ type SignInOption func(*signInOptions)
 type signInOptions struct {
 	transport   policy.Transporter
 	noDiscovery bool
+	now         func() time.Time
 }
 
 // WithSignInTransport sends sign-in requests through t instead of azcore's default HTTP
@@ -61,6 +62,15 @@ func WithoutInstanceDiscovery() SignInOption {
 	return func(o *signInOptions) { o.noDiscovery = true }
 }
 
+// WithClock makes CredentialTokens take the time from now instead of time.Now, wherever
+// time decides: whether the token held is due for refresh, whether a forced refresh comes
+// right after a sign-in, and whether a failed sign-in is the one a caller waited for. A
+// test can then let a token age without waiting. The token's expiry itself is azidentity's,
+// computed from the real clock and the lifetime the authority grants.
+func WithClock(now func() time.Time) SignInOption {
+	return func(o *signInOptions) { o.now = now }
+}
+
 // CredentialTokens is a TokenSource that signs in with client credentials through
 // azidentity, for the scope {Graph root}/.default of the cloud. It holds the token it got
 // until shortly before it expires (at most 5 minutes before, at half its lifetime for
@@ -71,6 +81,7 @@ type CredentialTokens struct {
 	scope         string
 	newCredential func() (azcore.TokenCredential, error)
 	secret        string // only to keep it out of errors
+	now           func() time.Time
 
 	mu        sync.Mutex
 	cred      azcore.TokenCredential
@@ -84,7 +95,7 @@ type CredentialTokens struct {
 // NewCredentialTokens checks creds and returns their TokenSource; it signs in on the first
 // Token call. An error wraps ErrCredentials.
 func NewCredentialTokens(creds ClientCredentials, opts ...SignInOption) (*CredentialTokens, error) {
-	var o signInOptions
+	o := signInOptions{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -106,7 +117,7 @@ func NewCredentialTokens(creds ClientCredentials, opts ...SignInOption) (*Creden
 		return nil, fmt.Errorf("%w: missing %s", ErrCredentials, strings.Join(missing, ", "))
 	}
 	client := azcore.ClientOptions{Cloud: creds.Cloud.SignIn, Transport: o.transport}
-	tokens := &CredentialTokens{scope: creds.Cloud.Scope(), secret: creds.Secret}
+	tokens := &CredentialTokens{scope: creds.Cloud.Scope(), secret: creds.Secret, now: o.now}
 	if creds.Secret != "" {
 		tokens.newCredential = func() (azcore.TokenCredential, error) {
 			return azidentity.NewClientSecretCredential(creds.TenantID, creds.ClientID, creds.Secret,
@@ -147,7 +158,7 @@ func parseCertificate(pemData []byte) ([]*x509.Certificate, crypto.PrivateKey, e
 // force is set. A forced refresh within a second of the last sign-in returns that token:
 // it is already the new one the caller asks for.
 func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error) {
-	asked := time.Now()
+	asked := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failedAt.After(asked) {
@@ -155,7 +166,7 @@ func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error
 		// would hold every create (and shutdown) for minutes while the authority is down.
 		return "", c.failure
 	}
-	now := time.Now()
+	now := c.now()
 	switch {
 	case c.token == "":
 	case !force && now.Before(c.refreshAt):
@@ -173,7 +184,7 @@ func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error
 	}
 	at, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
 	if err != nil {
-		c.failedAt, c.failure = time.Now(), c.signInError(err)
+		c.failedAt, c.failure = c.now(), c.signInError(err)
 		return "", c.failure
 	}
 	c.token, c.fetchedAt = at.Token, now

@@ -103,12 +103,74 @@ func TestSignInPerCloud(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock that moves only when told to. It counts how often it is read, so
+// that a test can wait for callers to have asked for a token.
+type fakeClock struct {
+	mu    sync.Mutex
+	read  sync.Cond
+	now   time.Time
+	reads int
+}
+
+func newFakeClock(now time.Time) *fakeClock {
+	c := &fakeClock{now: now}
+	c.read.L = &c.mu
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	c.read.Broadcast()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Reads is how many times the clock has been read.
+func (c *fakeClock) Reads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// awaitReads waits until the clock has been read n times in all, and reports whether it
+// was within the real time limit, which only keeps a broken test from hanging.
+func (c *fakeClock) awaitReads(n int, limit time.Duration) bool {
+	expired := false
+	timer := time.AfterFunc(limit, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		expired = true
+		c.read.Broadcast()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.reads < n && !expired {
+		c.read.Wait()
+	}
+	return c.reads >= n
+}
+
 func TestSignInTokenLifecycle(t *testing.T) {
-	// Tokens living 6s are refreshed after 3s (half their life), long enough for each step
-	// below on a busy machine.
-	const life = 6 * time.Second
+	// Tokens live under MSAL's 5-minute margin, so azidentity holds none of its own: each
+	// sign-in that CredentialTokens decides on reaches the authority. They are refreshed at
+	// half their life, decided on the fake clock; their expiry is azidentity's, from the
+	// real clock, which stays within seconds of the fake one.
+	const life = 4 * time.Minute
 	auth := entratest.Start(t, canarySecret, life)
-	tokens := signIn(t, auth, Clouds()[0], ClientCredentials{Secret: canarySecret})
+	clock := newFakeClock(time.Now())
+	creds := ClientCredentials{Cloud: Clouds()[0], TenantID: testTenant, ClientID: testClient, Secret: canarySecret}
+	tokens, err := NewCredentialTokens(creds, WithSignInTransport(auth.Transport()), WithoutInstanceDiscovery(), WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, srv := newEmulatorServer(t, emulator.Config{Token: entratest.TokenPrefix + "1"})
 	c := &Client{BaseURL: srv.URL + "/beta", Tokens: tokens}
 	createAll := func(n int, want int) {
@@ -123,39 +185,38 @@ func TestSignInTokenLifecycle(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	start := time.Now()
-	if tok, err := tokens.Token(context.Background(), false); err != nil || tok != entratest.TokenPrefix+"1" {
-		t.Fatalf("first token %q %v", tok, err)
+	steps := []struct {
+		name string
+		// advance is how long passes before the step, graphToken the only token Graph takes then.
+		advance    time.Duration
+		graphToken string
+		creates    int
+		// signIns and unauthorized are the totals after the step.
+		signIns      int
+		unauthorized uint64
+	}{
+		{"one sign-in for 50 creates", 0, "1", 50, 1, 0},
+		// Graph now wants the next token (the first was revoked): the 401 forces a sign-in
+		// that bypasses azidentity's cache, and the create is sent again with the new token.
+		{"a revoked token", forceInterval, "2", 1, 2, 1},
+		{"the new token held", 0, "2", 10, 2, 1},
+		{"held before half its life", life / 4, "2", 10, 2, 1},
+		// Past half of its life the token is replaced before any 401.
+		{"replaced past half its life", life / 2, "3", 10, 3, 1},
 	}
-	// A forced refresh right after a sign-in is answered by it: a burst of 401s is one sign-in.
-	if tok, err := tokens.Token(context.Background(), true); err != nil || tok != entratest.TokenPrefix+"1" || auth.Issued() != 1 {
-		t.Fatalf("forced at once: %q %v, %d sign-ins", tok, err, auth.Issued())
-	}
-	createAll(50, 201)
-	if n := auth.Issued(); n != 1 {
-		t.Fatalf("%d sign-ins for 50 creates, want 1", n)
-	}
-
-	// Graph now wants the next token (the first was revoked): the 401 forces a sign-in
-	// that bypasses azidentity's cache, and the create is sent again with the new token.
-	time.Sleep(time.Until(start.Add(forceInterval + 100*time.Millisecond)))
-	e.SetConfig(emulator.Config{Token: entratest.TokenPrefix + "2"})
-	createAll(1, 201)
-	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 2 || u != 1 {
-		t.Fatalf("after a revoked token: %d sign-ins, %d 401s; want 2, 1", n, u)
-	}
-	refreshed := time.Now()
-	createAll(10, 201)
-	if n := auth.Issued(); n != 2 {
-		t.Fatalf("%d sign-ins, want 2", n)
-	}
-
-	// Past half of its life the token is replaced before any 401.
-	time.Sleep(time.Until(refreshed.Add(life/2 + 100*time.Millisecond)))
-	e.SetConfig(emulator.Config{Token: entratest.TokenPrefix + "3"})
-	createAll(10, 201)
-	if n, u := auth.Issued(), e.Stats().Unauthorized; n != 3 || u != 1 {
-		t.Errorf("after expiry: %d sign-ins, %d 401s; want 3, 1", n, u)
+	for i, step := range steps {
+		clock.Advance(step.advance)
+		e.SetConfig(emulator.Config{Token: entratest.TokenPrefix + step.graphToken})
+		createAll(step.creates, 201)
+		if n, u := auth.Issued(), e.Stats().Unauthorized; n != step.signIns || u != step.unauthorized {
+			t.Fatalf("%s: %d sign-ins, %d 401s; want %d, %d", step.name, n, u, step.signIns, step.unauthorized)
+		}
+		if i == 0 {
+			// A forced refresh right after a sign-in is answered by it: a burst of 401s is one sign-in.
+			if tok, err := tokens.Token(context.Background(), true); err != nil || tok != entratest.TokenPrefix+"1" || auth.Issued() != 1 {
+				t.Fatalf("forced at once: %q %v, %d sign-ins", tok, err, auth.Issued())
+			}
+		}
 	}
 }
 
