@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +12,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stdout, stderr, "usage: hwstate bench [flags]\n\nThe whole pipeline on this machine (embedded JetStream, the Graph emulator, the worker as a child process) under a load scenario, and a figure table.")
 	cfg := bench.Config{Progress: stderr}
 	fs.StringVar(&cfg.Scenario, "scenario", "unlimited", "load scenario: "+strings.Join(bench.Names(), ", "))
 	fs.IntVar(&cfg.Events, "events", 0, "events to publish (0: the scenario's)")
@@ -26,7 +24,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up when the events have not all reached an outcome by then")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	plot := fs.String("plot", "", "write a plot of the run over time (events/s, 429s, rate limit) to this SVG file")
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate bench [flags]\n\nThe whole pipeline on this machine (embedded JetStream, the Graph emulator, the worker as a child process) under a load scenario, and a figure table.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

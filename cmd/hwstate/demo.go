@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 
 	"github.com/hwstate/hwstate/internal/demo"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stdout, stderr, "usage: hwstate demo [flags]\n\nThe whole pipeline on this machine: embedded JetStream, the Graph emulator, sample events, and a summary.")
 	var cfg demo.Config
 	fs.IntVar(&cfg.Events, "events", 400, "valid events to create (the invalid, rejected and failing ones come on top)")
 	logLevel := fs.String("log-level", "error", "worker log level: debug, info, warn, error")
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate demo [flags]\n\nThe whole pipeline on this machine: embedded JetStream, the Graph emulator, sample events, and a summary.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

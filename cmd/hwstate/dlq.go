@@ -30,8 +30,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("want a subcommand: ls or redrive")
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("dlq "+sub, stdout, stderr, dlqUsage)
 	var conn natsFlags
 	conn.register(fs)
 	stream := fs.String("dlq-stream", worker.DefaultDLQStream, "stream of dead letters")
@@ -46,7 +45,6 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.StringVar(subject, "subject", worker.DefaultSubject, "input subject: where the events go back to")
 		fs.BoolVar(dryRun, "dry-run", false, "say what would be redriven; change nothing")
 	}
-	fs.Usage = flagUsage(fs, stdout, dlqUsage)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,8 +14,11 @@ import (
 )
 
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("emulate-graph", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("emulate-graph", stdout, stderr, "usage: hwstate emulate-graph [flags]\n\n"+
+		"The Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.\n"+
+		"GET on a configuration's userRunStates lists what was created ($filter=upn eq '...', $top, @odata.nextLink).\n"+
+		"Every flag's setting can change while it runs: PUT or PATCH /_emulator/config with its JSON form\n"+
+		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.")
 	var cfg emulator.Config
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address; Graph is served under /beta, the control endpoint under /_emulator/")
 	fs.StringVar(&cfg.Token, "token", "", "the only bearer token accepted; empty: any")
@@ -53,11 +55,6 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return nil
 		})
 	}
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate emulate-graph [flags]\n\n"+
-		"The Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.\n"+
-		"GET on a configuration's userRunStates lists what was created ($filter=upn eq '...', $top, @odata.nextLink).\n"+
-		"Every flag's setting can change while it runs: PUT or PATCH /_emulator/config with its JSON form\n"+
-		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

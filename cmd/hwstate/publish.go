@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,8 +12,11 @@ import (
 )
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("publish", stdout, stderr, "usage: hwstate publish --file F.ndjson [flags]\n\n"+
+		"Backfill: publishes each line of the file as one event, with the Nats-Msg-Id set to the hex SHA-256\n"+
+		"of the line, so a re-run (within the input stream's one-hour duplicate window) publishes nothing\n"+
+		"twice; later, the worker's idempotency ledger answers a repeat without calling Graph. Lines that\n"+
+		"are not valid events are reported by number and not published; blank lines are skipped.")
 	var conn natsFlags
 	conn.register(fs)
 	cfg := backfill.Config{Out: stdout, Progress: stderr}
@@ -22,11 +24,6 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.File, "file", "", "the events, one JSON event a line (NDJSON); - for standard input")
 	fs.BoolVar(&cfg.Validate, "validate", false, "check every line and report the bad ones by number; publish nothing")
 	fs.IntVar(&cfg.MaxPending, "max-pending", 256, "events published and not yet acknowledged by the stream, at most")
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate publish --file F.ndjson [flags]\n\n"+
-		"Backfill: publishes each line of the file as one event, with the Nats-Msg-Id set to the hex SHA-256\n"+
-		"of the line, so a re-run (within the input stream's one-hour duplicate window) publishes nothing\n"+
-		"twice; later, the worker's idempotency ledger answers a repeat without calling Graph. Lines that\n"+
-		"are not valid events are reported by number and not published; blank lines are skipped.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

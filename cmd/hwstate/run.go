@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,14 +23,12 @@ import (
 )
 
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var s settings
-	s.register(fs)
-	fs.Usage = flagUsage(fs, stdout, "usage: hwstate run [flags]\n\nThe worker: pulls events from JetStream, creates them in Microsoft Graph, publishes a result or a dead letter for each.\n\n"+
+	fs := newFlagSet("run", stdout, stderr, "usage: hwstate run [flags]\n\nThe worker: pulls events from JetStream, creates them in Microsoft Graph, publishes a result or a dead letter for each.\n\n"+
 		"Sign-in to a real tenant, in any cloud: --graph-cloud, --tenant-id, --client-id, and --client-secret or --client-cert\n"+
 		"(OAuth 2.0 client credentials; the app registration needs the application permission\n"+
 		"DeviceManagementConfiguration.ReadWrite.All with admin consent). For an emulator: --graph-token and --graph-base-url.")
+	var s settings
+	s.register(fs)
 	if err := s.parse(fs, args); err != nil {
 		return err
 	}

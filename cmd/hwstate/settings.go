@@ -194,19 +194,23 @@ func (s *settings) workerConfig() worker.Config {
 	}
 }
 
-// flagUsage prints each flag with its environment variable and default.
-func flagUsage(fs *flag.FlagSet, w io.Writer, synopsis string) func() {
-	return func() {
-		fmt.Fprintf(w, "%s\n\nEvery flag is also an environment variable HWSTATE_<FLAG> (upper case, dashes as underscores); the flag wins.\n\n", synopsis)
+// newFlagSet is a command's flags: errors to stderr, and --help printing the synopsis and
+// each flag with its environment variable and default to stdout.
+func newFlagSet(name string, stdout, stderr io.Writer, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "%s\n\nEvery flag is also an environment variable HWSTATE_<FLAG> (upper case, dashes as underscores); the flag wins.\n\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			env := "HWSTATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 			def := f.DefValue
 			if def == "" {
 				def = `""`
 			}
-			fmt.Fprintf(w, "  --%s  (%s, default %s)\n      %s\n", f.Name, env, def, f.Usage)
+			fmt.Fprintf(stdout, "  --%s  (%s, default %s)\n      %s\n", f.Name, env, def, f.Usage)
 		})
 	}
+	return fs
 }
 
 // newLogger builds the process logger: JSON lines for machines, or a readable console form.
