@@ -70,13 +70,6 @@ func newRig(t *testing.T, servers []*natstest.Server, emu emulator.Config) *rig 
 	}}
 }
 
-// skipShort skips a process test under -short: each runs for seconds and builds the binary.
-func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test: skipped with -short")
-	}
-}
-
 // start runs `hwstate run` with the rig's environment and extra variables (which win) and
 // returns once the worker is bound to its consumer.
 func (r *rig) start(extra ...string) *proctest.Process {
@@ -151,7 +144,7 @@ func (r *rig) checkCreates(ids []string, allowed map[string]int) {
 // nothing, except creates that Graph had made when the kill came but the ledger did not yet
 // hold: those are counted and are the only duplicates allowed.
 func TestProcessSIGKILL(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	// Latency keeps creates in flight, so a kill may land between Graph's 201 and the ledger
 	// write, or (between creates) not.
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
@@ -179,7 +172,7 @@ func TestProcessSIGKILL(t *testing.T) {
 // SIGTERM mid-flow: the process finishes what it sent, hands back the rest and exits 0
 // within the ack wait; a new process does the rest, every event exactly once, no duplicate.
 func TestProcessSIGTERM(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 5 * time.Millisecond})
 	const n, ackWait = 2000, 10 * time.Second
 	p := r.start("HWSTATE_ACK_WAIT=" + ackWait.String())
@@ -208,7 +201,7 @@ func TestProcessSIGTERM(t *testing.T) {
 // Three processes share one durable consumer; one is SIGKILLed mid-flow and the other two
 // take over its messages after the ack wait.
 func TestProcessReplicas(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 3000
 	procs := []*proctest.Process{r.start(), r.start(), r.start()}
@@ -227,7 +220,7 @@ func TestProcessReplicas(t *testing.T) {
 // Graph down for 20 s mid-flow with HWSTATE_MAX_ATTEMPTS=3: the breaker holds the events,
 // nothing is dead-lettered, few requests reach Graph, and all are created once it is back.
 func TestProcessGraphOutage(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n, outage = 1500, 20 * time.Second
 	r.start("HWSTATE_MAX_ATTEMPTS=3")
@@ -253,7 +246,7 @@ func TestProcessGraphOutage(t *testing.T) {
 // The NATS server stops and starts again on the same store mid-flow: the process reconnects
 // (it retries for ever) and carries on, every event exactly once, no duplicate create.
 func TestProcessNATSRestart(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	ns := natstest.Start(t)
 	r := newRig(t, []*natstest.Server{ns}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 2000
@@ -301,7 +294,7 @@ func (r *rig) checkReplicated(ctx context.Context, want int) {
 // A three-node cluster with R3 streams, consumer and ledger; the node leading the input
 // stream is stopped mid-flow. The worker knows all three URLs and carries on.
 func TestProcessClusterNodeDown(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	nodes := natstest.Cluster(t)
 	r := newRig(t, nodes, emulator.Config{})
 	const n = 2000

@@ -64,7 +64,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w := worker.New(js, creator, s.workerConfig(), worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)))
+	w := worker.New(js, creator, s.Config, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)))
 
 	if s.HTTPAddr != "" {
 		stopHTTP, err := serveHTTP(s.HTTPAddr, reg, func() bool { return w.Ready() && nc.Status() == nats.CONNECTED }, log)

@@ -102,7 +102,7 @@ func checkAbsent(t *testing.T, secret string, written map[string]string) {
 // The Graph token never appears in what the worker writes: not while Graph refuses it (401,
 // logged as the worker's credentials), not once it works, not in dead letters.
 func TestProcessTokenNeverWritten(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	token := canary(t, "token")
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{
 		Token:     "not-" + token, // refused until the test puts the worker's token in force
@@ -134,7 +134,7 @@ func TestProcessTokenNeverWritten(t *testing.T) {
 // and over. The sign-in authority is reached through HTTPS_PROXY, a loopback proxy that
 // refuses every tunnel, so nothing leaves the machine.
 func TestProcessClientSecretNeverWritten(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	secret := canary(t, "secret")
 	proxy, tunnels := refusingProxy(t)
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{})
@@ -221,7 +221,7 @@ func refusingProxy(t *testing.T) (url string, tunnels *atomic.Int64) {
 // The worker reaches NATS over TLS (tls:// URL, HWSTATE_NATS_CA) with a .creds file
 // (HWSTATE_NATS_CREDS) against a server in operator mode that refuses anything else.
 func TestProcessNATSTLSAndCreds(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	ns := natstest.Start(t, natstest.WithTLS(), natstest.WithCreds())
 	if !strings.HasPrefix(ns.ClientURL(), "tls://") {
 		t.Fatalf("URL %s", ns.ClientURL())

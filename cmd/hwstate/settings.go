@@ -22,25 +22,14 @@ import (
 type settings struct {
 	NATS    natsFlags
 	DataDir string
-
-	Stream, Subject, Consumer   string
-	ResultStream, ResultSubject string
-	DLQStream, DLQSubject       string
+	// The worker's streams, pace and retries, each a flag.
+	worker.Config
 
 	GraphCloud, GraphBaseURL                     string
 	TenantID, ClientID, ClientSecret, ClientCert string
 	GraphToken                                   string
 	GraphBatch                                   int
 	GraphTimeout                                 time.Duration
-	Rate                                         float64
-	Burst, Concurrency                           int
-	FetchBatch                                   fetchBatch
-	AckWait                                      time.Duration
-	MaxAttempts                                  int
-	LedgerBucket                                 string
-	LedgerTTL                                    time.Duration
-	Replicas                                     int
-	Retention                                    time.Duration
 	HTTPAddr, LogLevel                           string
 }
 
@@ -90,7 +79,7 @@ func (s *settings) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.Rate, "rate", worker.DefaultRate, "Graph creates per second for this process, at most: a 429 lowers the rate in force, successes raise it back (Intune publishes 100 writes per 20 s per app per tenant; with N replicas the tenant sees up to N times this)")
 	fs.IntVar(&s.Burst, "burst", worker.DefaultBurst, "Graph creates allowed at once above the rate")
 	fs.IntVar(&s.Concurrency, "concurrency", worker.DefaultConcurrency, "Graph creates in flight at most")
-	fs.Var(&s.FetchBatch, "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
+	fs.Var((*fetchBatch)(&s.FetchBatch), "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
 	fs.DurationVar(&s.AckWait, "ack-wait", worker.DefaultAckWait, "the consumer's ack wait")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", worker.DefaultMaxAttempts, "Graph attempts that failed transiently before retries_exhausted")
 	fs.StringVar(&s.LedgerBucket, "ledger-bucket", worker.DefaultLedgerBucket, "the idempotency key-value bucket")
@@ -180,18 +169,6 @@ func (s *settings) validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
-}
-
-func (s *settings) workerConfig() worker.Config {
-	return worker.Config{
-		Stream: s.Stream, Subject: s.Subject, Consumer: s.Consumer,
-		ResultStream: s.ResultStream, ResultSubject: s.ResultSubject,
-		DLQStream: s.DLQStream, DLQSubject: s.DLQSubject,
-		Rate: s.Rate, Burst: s.Burst, Concurrency: s.Concurrency, FetchBatch: int(s.FetchBatch),
-		AckWait: s.AckWait, MaxAttempts: s.MaxAttempts,
-		LedgerBucket: s.LedgerBucket, LedgerTTL: s.LedgerTTL,
-		Replicas: s.Replicas, Retention: s.Retention,
-	}
 }
 
 // newFlagSet is a command's flags: errors to stderr, and --help printing the synopsis and

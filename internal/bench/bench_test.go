@@ -16,9 +16,7 @@ import (
 // sandbox), the worker as a child process of the binary built for the test, and what it
 // reports: a table, JSON and a plot.
 func TestRunUnlimited(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole pipeline with a child process")
-	}
+	proctest.SkipShort(t)
 	dir := t.TempDir()
 	bin := proctest.NewBinary(dir).Path(t)
 	var progress proctest.Buffer

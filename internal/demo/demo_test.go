@@ -15,9 +15,7 @@ import (
 // The demo is the newcomer's first run: it must end with every sample accounted for, each
 // kind of event with its expected outcome, and say so.
 func TestDemoAccountsForEveryEvent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole pipeline")
-	}
+	proctest.SkipShort(t)
 	var out proctest.Buffer
 	if err := demo.Run(context.Background(), demo.Config{Events: 60, Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())

@@ -45,6 +45,15 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Process {
 	return p
 }
 
+// SkipShort skips a test under -short: one that runs the whole pipeline, or the binary, for
+// seconds.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the whole pipeline for seconds: skipped with -short")
+	}
+}
+
 // Kill sends SIGKILL, as a crash or an OOM kill would, and waits for the process to be gone.
 func (p *Process) Kill() {
 	_ = p.cmd.Process.Kill() // fails only when it has already exited
