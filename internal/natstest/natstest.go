@@ -35,14 +35,7 @@ type Option func(t testing.TB, s *Server)
 // it is shut down when the test ends.
 func Start(t testing.TB, options ...Option) *Server {
 	t.Helper()
-	s := &Server{opts: &server.Options{
-		ServerName: "test",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		NoSigs:     true,
-	}}
+	s := &Server{opts: sandbox.JetStreamOptions("test", t.TempDir(), "127.0.0.1", 0)}
 	for _, o := range options {
 		o(t, s)
 	}
@@ -110,20 +103,9 @@ func Cluster(t testing.TB) []*Server {
 	}
 	var out []*Server
 	for i := range 3 {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       ports[i],
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoSigs:     true,
-			Cluster: server.ClusterOpts{
-				Name: "hwstate-test",
-				Host: "127.0.0.1",
-				Port: ports[3+i],
-			},
-			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
-		}
+		opts := sandbox.JetStreamOptions(fmt.Sprintf("n%d", i+1), t.TempDir(), "127.0.0.1", ports[i])
+		opts.Cluster = server.ClusterOpts{Name: "hwstate-test", Host: "127.0.0.1", Port: ports[3+i]}
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		out = append(out, start(t, opts))
 	}
 	waitMetaLeader(t, out)

@@ -36,15 +36,21 @@ func StartJetStream(dir, listen string) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded listen port %q: %w", portText, err)
 	}
+	return StartServer(JetStreamOptions("hwstate-embedded", dir, host, port))
+}
+
+// JetStreamOptions are the options of a JetStream server named name, storing in dir and
+// listening on host and port (0: a free one), for StartServer.
+func JetStreamOptions(name, dir, host string, port int) *server.Options {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	return StartServer(&server.Options{
-		ServerName: "hwstate-embedded",
+	return &server.Options{
+		ServerName: name,
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true,
-	})
+	}
 }
