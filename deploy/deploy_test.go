@@ -7,13 +7,12 @@ package deploy_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,10 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -187,17 +188,16 @@ func TestCompose(t *testing.T) {
 			t.Errorf("service %s missing", name)
 		}
 	}
-	if cmd := dig(services, "nats", "command"); !strings.Contains(flatten(cmd), "--jetstream") && !strings.Contains(flatten(cmd), "-js") {
-		t.Errorf("nats command %v does not enable JetStream", cmd)
+	if conf, err := os.ReadFile(filepath.Join(root, "deploy/compose/nats.conf")); err != nil || !strings.Contains(string(conf), "jetstream") {
+		t.Errorf("deploy/compose/nats.conf does not enable JetStream (%v)", err)
 	}
 	if img, _ := dig(services, "nats", "image").(string); !strings.HasPrefix(img, "nats:") {
 		t.Errorf("nats image %q: want the official image", img)
 	}
 	env, _ := dig(services, "hwstate", "environment").(map[string]any)
 	for key, want := range map[string]string{
-		"HWSTATE_NATS_URL":       "nats://nats:4222",
-		"HWSTATE_GRAPH_BASE_URL": "http://emulator:8081/beta",
-		"HWSTATE_HTTP_ADDR":      ":8080",
+		"HWSTATE_NATS_URL":  "nats://nats:4222",
+		"HWSTATE_HTTP_ADDR": ":8080",
 	} {
 		if got, _ := env[key].(string); !strings.Contains(got, want) {
 			t.Errorf("hwstate %s = %q, want it to contain %q", key, got, want)
@@ -243,60 +243,73 @@ func flatten(v any) string {
 	return ""
 }
 
-// manifests are the Kubernetes objects of the kustomization, by kind.
+// manifests renders the kustomization with the monitoring component and returns its objects decoded, by kind; every object is
+// strictly decoded into its Go type or checked against its CRD on the way.
 func manifests(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	objs := map[string]map[string]any{}
-	var load func(dir string)
-	load = func(dir string) {
-		k := readYAML(t, filepath.Join(dir, "kustomization.yaml"))[0]
-		res, _ := k["resources"].([]any)
-		if len(res) == 0 {
-			t.Fatalf("%s/kustomization.yaml lists no resources", dir)
+	rendered := kustomize(t, withMonitoring(t))
+	checkRestricted(t, rendered)
+	for _, o := range rendered {
+		decodeStrict(t, o)
+		if o.Kind != "Namespace" && o.Namespace != "hwstate" {
+			t.Errorf("%s in namespace %q, want hwstate", o, o.Namespace)
 		}
-		for _, r := range res {
-			path := filepath.Join(dir, r.(string))
-			fi, err := os.Stat(path)
-			if err != nil {
-				t.Fatalf("%s/kustomization.yaml: %v", dir, err)
-			}
-			if fi.IsDir() {
-				load(path)
-				continue
-			}
-			for _, doc := range readYAML(t, path) {
-				kind, _ := doc["kind"].(string)
-				if kind == "" || doc["apiVersion"] == nil || dig(doc, "metadata", "name") == nil {
-					t.Errorf("%s: an object without apiVersion, kind or metadata.name", path)
-				}
-				objs[kind] = doc
-			}
+		var doc map[string]any
+		if err := json.Unmarshal(o.JSON, &doc); err != nil {
+			t.Fatal(err)
 		}
+		kind := o.Kind
+		if dig(doc, "metadata", "labels", "grafana_dashboard") != nil {
+			kind = "dashboard"
+		}
+		if objs[kind] != nil {
+			t.Errorf("two %s objects rendered", kind)
+		}
+		objs[kind] = doc
 	}
-	load(filepath.Join(root, "deploy"))
 	return objs
 }
 
 func TestKubernetesManifests(t *testing.T) {
 	objs := manifests(t)
-	for _, kind := range []string{"Deployment", "ConfigMap", "Secret", "PodDisruptionBudget", "ScaledObject", "Service"} {
+	for _, kind := range []string{"Namespace", "Deployment", "ConfigMap", "PodDisruptionBudget", "ScaledObject", "Service", "NetworkPolicy", "PodMonitor", "PrometheusRule", "dashboard"} {
 		if objs[kind] == nil {
 			t.Fatalf("no %s in the kustomization", kind)
 		}
 	}
-	cm, _ := dig(objs["ConfigMap"], "data").(map[string]any)
+	// Secrets come from the operator's secret store: one in the kustomization would
+	// overwrite the real one on every apply.
+	if objs["Secret"] != nil {
+		t.Error("the kustomization renders a Secret")
+	}
+	if got := dig(objs["Namespace"], "metadata", "labels", "pod-security.kubernetes.io/enforce"); got != "restricted" {
+		t.Errorf("namespace enforces Pod Security %v, want restricted", got)
+	}
+	config := objs["ConfigMap"]
+	// Generated: the name carries a hash of the data, so an edit rolls the pods.
+	if name, _ := dig(config, "metadata", "name").(string); !regexp.MustCompile(`^hwstate-config-[a-z0-9]{10}$`).MatchString(name) {
+		t.Errorf("ConfigMap %s: want hwstate-config with a content hash", name)
+	}
+	if objs["dashboard"] == nil {
+		t.Error("no Grafana dashboard ConfigMap")
+	}
+	cm, _ := dig(config, "data").(map[string]any)
 	for key := range cm {
 		if !strings.HasPrefix(key, "HWSTATE_") {
 			t.Errorf("ConfigMap key %s is not an HWSTATE_ setting", key)
 		}
 	}
-	if dig(objs["Secret"], "stringData", "HWSTATE_CLIENT_SECRET") == nil {
-		t.Error("the Secret does not hold HWSTATE_CLIENT_SECRET")
-	}
 
 	dep := objs["Deployment"]
+	if r := dig(dep, "spec", "replicas"); r != nil {
+		t.Errorf("Deployment sets replicas: %v; KEDA owns the count", r)
+	}
 	pod := dig(dep, "spec", "template", "spec")
 	c := dig(pod, "containers", 0)
+	if img, _ := dig(c, "image").(string); !regexp.MustCompile(`^ghcr\.io/hwstate/hwstate:\d+\.\d+\.\d+$`).MatchString(img) {
+		t.Errorf("Deployment image %q: want ghcr.io/hwstate/hwstate at a released version", img)
+	}
 	for _, check := range []struct {
 		what string
 		got  any
@@ -307,7 +320,8 @@ func TestKubernetesManifests(t *testing.T) {
 		{"allowPrivilegeEscalation", dig(c, "securityContext", "allowPrivilegeEscalation"), false},
 		{"liveness probe path", dig(c, "livenessProbe", "httpGet", "path"), "/healthz"},
 		{"readiness probe path", dig(c, "readinessProbe", "httpGet", "path"), "/readyz"},
-		{"container port", dig(c, "ports", 0, "containerPort"), 8080},
+		{"container port", dig(c, "ports", 0, "containerPort"), float64(8080)},
+		{"config from", dig(c, "envFrom", 0, "configMapRef", "name"), dig(config, "metadata", "name")},
 	} {
 		if check.got != check.want {
 			t.Errorf("Deployment %s = %v, want %v", check.what, check.got, check.want)
@@ -316,6 +330,17 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, r := range []string{"requests", "limits"} {
 		if dig(c, "resources", r, "memory") == nil {
 			t.Errorf("Deployment has no memory %s", r)
+		}
+	}
+	// Every file setting points into a mounted Secret.
+	mounts := map[string]bool{}
+	for _, m := range dig(c, "volumeMounts").([]any) {
+		mounts[dig(m, "mountPath").(string)] = true
+	}
+	for _, key := range []string{"HWSTATE_NATS_CREDS", "HWSTATE_NATS_CA", "HWSTATE_CLIENT_SECRET_FILE"} {
+		path, _ := cm[key].(string)
+		if !mounts[filepath.Dir(path)] {
+			t.Errorf("%s = %q is not in a mounted volume (%v)", key, path, mounts)
 		}
 	}
 	// The grace period outlasts the drain: a create in flight (Graph timeout) and, beyond it,
@@ -328,14 +353,21 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		ackWait = d
 	}
-	grace, _ := dig(pod, "terminationGracePeriodSeconds").(int)
+	grace, _ := dig(pod, "terminationGracePeriodSeconds").(float64)
 	if time.Duration(grace)*time.Second <= ackWait {
-		t.Errorf("terminationGracePeriodSeconds %d is not longer than the ack wait %s", grace, ackWait)
+		t.Errorf("terminationGracePeriodSeconds %v is not longer than the ack wait %s", grace, ackWait)
 	}
 
 	so := objs["ScaledObject"]
 	if got := dig(so, "spec", "scaleTargetRef", "name"); got != dig(dep, "metadata", "name") {
 		t.Errorf("ScaledObject scales %v, not the Deployment", got)
+	}
+	// cooldownPeriod only governs scaling to zero; above it the HPA's behaviour does.
+	if min, _ := dig(so, "spec", "minReplicaCount").(float64); min > 0 && dig(so, "spec", "cooldownPeriod") != nil {
+		t.Error("ScaledObject sets cooldownPeriod, which does nothing at minReplicaCount > 0")
+	}
+	if dig(so, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds") == nil {
+		t.Error("ScaledObject has no scale-down stabilization")
 	}
 	trig := dig(so, "spec", "triggers", 0)
 	if dig(trig, "type") != "nats-jetstream" {
@@ -363,13 +395,22 @@ func TestKubernetesManifests(t *testing.T) {
 	if sel, want := dig(objs["PodDisruptionBudget"], "spec", "selector", "matchLabels"), dig(dep, "spec", "selector", "matchLabels"); flattenMap(sel) != flattenMap(want) {
 		t.Errorf("PodDisruptionBudget selects %v, the Deployment's pods are %v", sel, want)
 	}
+	if sel, want := dig(objs["NetworkPolicy"], "spec", "podSelector", "matchLabels"), dig(dep, "spec", "selector", "matchLabels"); flattenMap(sel) != flattenMap(want) {
+		t.Errorf("NetworkPolicy selects %v, the Deployment's pods are %v", sel, want)
+	}
 
 	nats := readYAML(t, filepath.Join(root, "deploy/nats-values.yaml"))[0]
 	if dig(nats, "config", "cluster", "enabled") != true || dig(nats, "config", "cluster", "replicas") != 3 || dig(nats, "config", "jetstream", "enabled") != true {
 		t.Error("nats-values.yaml: want config.cluster enabled with 3 replicas and JetStream enabled")
 	}
+	if dig(nats, "config", "nats", "tls", "enabled") != true {
+		t.Error("nats-values.yaml: clients do not connect over TLS")
+	}
 	if setting("HWSTATE_REPLICAS", "1") != "3" {
 		t.Error("HWSTATE_REPLICAS is not 3 on the three-node cluster")
+	}
+	if url := setting("HWSTATE_NATS_URL", ""); !strings.HasPrefix(url, "tls://") {
+		t.Errorf("HWSTATE_NATS_URL %q is not TLS", url)
 	}
 }
 
@@ -383,16 +424,34 @@ func flattenMap(v any) string {
 	return strings.Join(parts, ",")
 }
 
-// exported is every metric name /metrics serves, as `hwstate run` registers them, with the
-// series names a histogram adds, and the label values of each label.
+// exported is every metric name a running `hwstate run` serves on /metrics (its embedded
+// JetStream server, the Graph emulator behind it), with the series names a histogram adds,
+// and the label values of each label.
 func exported(t *testing.T) (names map[string]bool, labels map[string]map[string][]string) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	worker.NewMetrics(reg)
-	fams, err := reg.Gather()
+	bin := proctest.NewBinary(t.TempDir()).Path(t)
+	g := proctest.NewGraph(t, emulator.Config{Token: "deploy-test"})
+	p := proctest.Start(t, bin, []string{
+		"HWSTATE_DATA_DIR=" + t.TempDir(),
+		"HWSTATE_EMBEDDED_LISTEN=127.0.0.1:0",
+		"HWSTATE_GRAPH_BASE_URL=" + g.URL,
+		"HWSTATE_GRAPH_TOKEN=deploy-test",
+		"HWSTATE_HTTP_ADDR=127.0.0.1:0",
+	}, "run")
+	p.WaitOutput(t, `"msg":"worker started"`, time.Minute)
+	addr := regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`).FindStringSubmatch(p.Output())
+	if addr == nil {
+		t.Fatalf("no listen address in the log:\n%s", p.Output())
+	}
+	resp, err := http.Get("http://" + addr[1] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
 	}
 	names = map[string]bool{"up": true} // Prometheus's own, per scrape target
 	labels = map[string]map[string][]string{}
@@ -413,7 +472,7 @@ func exported(t *testing.T) (names map[string]bool, labels map[string]map[string
 		}
 	}
 	if !names["hwstate_events_total"] || !names["process_cpu_seconds_total"] {
-		t.Fatalf("the registry lacks hwstate's or the process's metrics: %v", names)
+		t.Fatalf("/metrics lacks hwstate's or the process's metrics: %v", names)
 	}
 	return names, labels
 }
@@ -512,43 +571,6 @@ func TestRulesAndDashboardUseExportedMetrics(t *testing.T) {
 		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
 		if strings.HasPrefix(name, "hwstate_") && base == name && !used[name] && !used[name+"_bucket"] {
 			t.Errorf("%s is exported but neither a rule nor the dashboard uses it", name)
-		}
-	}
-}
-
-// TestKustomizeBuilds renders the kustomization with kubectl's built-in kustomize, where
-// kubectl is installed: the paths, the image override and the labels resolve.
-func TestKustomizeBuilds(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed")
-	}
-	out, err := exec.Command(kubectl, "kustomize", filepath.Join(root, "deploy")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
-	}
-	kinds := map[string]int{}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		kinds[doc["kind"].(string)]++
-		if ns := dig(doc, "metadata", "namespace"); doc["kind"] != "Namespace" && ns != "hwstate" {
-			t.Errorf("%s %v in namespace %v, want hwstate", doc["kind"], dig(doc, "metadata", "name"), ns)
-		}
-		if doc["kind"] == "Deployment" {
-			if img, _ := dig(doc, "spec", "template", "spec", "containers", 0, "image").(string); !strings.Contains(img, "/hwstate:") {
-				t.Errorf("Deployment image %q: the kustomization's image override did not apply", img)
-			}
-		}
-	}
-	for _, kind := range []string{"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget", "ScaledObject"} {
-		if kinds[kind] != 1 {
-			t.Errorf("%d %s objects rendered, want 1", kinds[kind], kind)
 		}
 	}
 }
