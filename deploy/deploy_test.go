@@ -429,18 +429,17 @@ func flattenMap(v any) string {
 	return strings.Join(parts, ",")
 }
 
-// exported is every metric name a running `hwstate run` serves on /metrics (its embedded
-// JetStream server, the Graph emulator behind it), with the series names a histogram adds,
+// exported is every metric name a running `hwstate run` serves on /metrics (against the
+// sandbox's JetStream server and Graph emulator), with the series names a histogram adds,
 // and the label values of each label.
 func exported(t *testing.T) (names map[string]bool, labels map[string]map[string][]string) {
 	t.Helper()
 	bin := proctest.NewBinary(t.TempDir()).Path(t)
-	g := proctest.NewGraph(t, emulator.Config{Token: "deploy-test"})
+	sb := proctest.NewSandbox(t, emulator.Config{})
 	p := proctest.Start(t, bin, []string{
-		"HWSTATE_DATA_DIR=" + t.TempDir(),
-		"HWSTATE_EMBEDDED_LISTEN=127.0.0.1:0",
-		"HWSTATE_GRAPH_BASE_URL=" + g.URL,
-		"HWSTATE_GRAPH_TOKEN=deploy-test",
+		"HWSTATE_NATS_URL=" + sb.NATSURL,
+		"HWSTATE_GRAPH_BASE_URL=" + sb.GraphURL,
+		"HWSTATE_GRAPH_TOKEN=" + sb.Token,
 		"HWSTATE_HTTP_ADDR=127.0.0.1:0",
 	}, "run")
 	p.WaitOutput(t, `"msg":"worker started"`, time.Minute)

@@ -13,7 +13,12 @@ import (
 // WithCreds runs the server in operator (decentralised JWT) mode, trusting an operator made
 // for this test, with one JetStream-enabled account; a user's .creds file for it is in
 // Server.CredsFile. Connections without those credentials are refused.
-func WithCreds() Option {
+func WithCreds() Option { return WithUsers(nil) }
+
+// WithUsers is WithCreds with more users in the same account, each allowed only what its
+// permissions say (the user of Server.CredsFile stays unrestricted); their .creds files are
+// in Server.UserCreds by name.
+func WithUsers(users map[string]jwt.Permissions) Option {
 	return func(t testing.TB, s *Server) {
 		t.Helper()
 		must := func(err error) {
@@ -52,18 +57,30 @@ func WithCreds() Option {
 		op, err = jwt.DecodeOperatorClaims(opJWT)
 		must(err)
 
-		userKey, err := nkeys.CreateUser()
-		must(err)
-		userPub, err := userKey.PublicKey()
-		must(err)
-		userJWT, err := jwt.NewUserClaims(userPub).Encode(accKey)
-		must(err)
-		seed, err := userKey.Seed()
-		must(err)
-		creds, err := jwt.FormatUserConfig(userJWT, seed)
-		must(err)
-		s.CredsFile = filepath.Join(t.TempDir(), "user.creds")
-		must(os.WriteFile(s.CredsFile, creds, 0o600))
+		dir := t.TempDir()
+		user := func(name string, perms jwt.Permissions) string {
+			t.Helper()
+			userKey, err := nkeys.CreateUser()
+			must(err)
+			userPub, err := userKey.PublicKey()
+			must(err)
+			claims := jwt.NewUserClaims(userPub)
+			claims.Name, claims.Permissions = name, perms
+			userJWT, err := claims.Encode(accKey)
+			must(err)
+			seed, err := userKey.Seed()
+			must(err)
+			creds, err := jwt.FormatUserConfig(userJWT, seed)
+			must(err)
+			path := filepath.Join(dir, name+".creds")
+			must(os.WriteFile(path, creds, 0o600))
+			return path
+		}
+		s.CredsFile = user("user", jwt.Permissions{})
+		s.UserCreds = map[string]string{}
+		for name, perms := range users {
+			s.UserCreds[name] = user(name, perms)
+		}
 
 		s.opts.TrustedOperators = []*jwt.OperatorClaims{op}
 		s.opts.AccountResolver = resolver

@@ -26,6 +26,8 @@ type Server struct {
 	CAFile string
 	// CredsFile is a user's .creds file (WithCreds).
 	CredsFile string
+	// UserCreds are the .creds files of the users of WithUsers, by name.
+	UserCreds map[string]string
 }
 
 // Option changes how Start sets up a server.
