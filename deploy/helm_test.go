@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,14 +39,7 @@ func helmTemplate(t *testing.T, c *chart.Chart, values string) ([]object, error)
 		return nil, err
 	}
 	var objs []object
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range files {
-			if !yield(n) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		if filepath.Ext(name) != ".yaml" {
 			continue
 		}
