@@ -115,7 +115,7 @@ func (s *violations) take() []string {
 // its own and can read neither results, dead letters nor the ledger; an operator lists
 // dead letters with `hwstate dlq ls`.
 func TestProcessNATSLeastPrivilege(t *testing.T) {
-	skipShort(t)
+	proctest.SkipShort(t)
 	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
 	var log violations
 	ns.SetLoggerV2(&log, false, false, false)
