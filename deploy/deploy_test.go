@@ -253,7 +253,7 @@ func flatten(v any) string {
 func manifests(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	objs := map[string]map[string]any{}
-	rendered := kustomize(t, withMonitoring(t))
+	rendered := kustomize(t, withComponents(t, "monitoring"))
 	checkRestricted(t, rendered)
 	for _, o := range rendered {
 		decodeStrict(t, o)

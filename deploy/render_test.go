@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,10 +52,10 @@ func kustomize(t *testing.T, dir string) []object {
 	return objs
 }
 
-// withMonitoring is an overlay of deploy/ with the monitoring component, as a cluster with
-// the prometheus-operator would use it (outside deploy/: an overlay may not sit inside its
-// base).
-func withMonitoring(t *testing.T) string {
+// withComponents is an overlay of deploy/ with some of its components, as deploy/
+// kustomization.yaml is with them uncommented (outside deploy/: an overlay may not sit
+// inside its base).
+func withComponents(t *testing.T, components ...string) string {
 	t.Helper()
 	deploy, err := filepath.Abs(filepath.Join(root, "deploy"))
 	if err != nil {
@@ -65,7 +66,10 @@ func withMonitoring(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := fmt.Sprintf("namespace: hwstate\nresources: [%q]\ncomponents: [%q]\n", rel, filepath.Join(rel, "components/monitoring"))
+	k := fmt.Sprintf("namespace: hwstate\nresources: [%q]\ncomponents:\n", rel)
+	for _, c := range components {
+		k += fmt.Sprintf("  - %q\n", filepath.Join(rel, "components", c))
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +222,51 @@ func checkRestricted(t *testing.T, objs []object) {
 			if !r.Allowed {
 				t.Errorf("%s: Pod Security restricted: %s: %s", o, r.ForbiddenReason, r.ForbiddenDetail)
 			}
+		}
+	}
+}
+
+// The local-secrets component makes both Secrets from files, with their content's hash in
+// their names, and the Deployment mounts those names: a rotated credential rolls the pods.
+func TestLocalSecretsOverlay(t *testing.T) {
+	dir := filepath.Join(root, "deploy/components/local-secrets")
+	for _, f := range []string{"worker.creds", "ca.crt", "client-secret"} {
+		path := filepath.Join(dir, f)
+		if _, err := os.Stat(path); err == nil {
+			t.Skipf("%s exists (someone's real credentials): not touching it", path)
+		}
+		if err := os.WriteFile(path, []byte("test "+f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(path) })
+	}
+	objs := kustomize(t, withComponents(t, "local-secrets"))
+	secrets := map[string]string{} // base name -> generated name
+	var mounted []string
+	for _, o := range objs {
+		decodeStrict(t, o)
+		switch o.Kind {
+		case "Secret":
+			base := o.Name[:strings.LastIndex(o.Name, "-")]
+			secrets[base] = o.Name
+			if o.Namespace != "hwstate" {
+				t.Errorf("%s in namespace %q", o, o.Namespace)
+			}
+		case "Deployment":
+			var d appsv1.Deployment
+			if err := json.Unmarshal(o.JSON, &d); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					mounted = append(mounted, v.Secret.SecretName)
+				}
+			}
+		}
+	}
+	for _, base := range []string{"hwstate-nats", "hwstate-credentials"} {
+		if secrets[base] == "" || !slices.Contains(mounted, secrets[base]) {
+			t.Errorf("Secret %s rendered as %q; the Deployment mounts %v", base, secrets[base], mounted)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -49,6 +50,23 @@ func TestRuleFiles(t *testing.T) {
 			if anchor != strings.ToLower(r.Alert) || !strings.Contains(string(runbook), "\n## "+r.Alert+"\n") {
 				t.Errorf("%s: runbook_url %q, want docs/runbook.md#%s and a section ## %s there", r.Alert, url, strings.ToLower(r.Alert), r.Alert)
 			}
+		}
+	}
+}
+
+// prometheus.yml loads as Prometheus loads it, and its rule files are found where
+// `promtool check config` looks: relative to the config file.
+func TestPrometheusConfig(t *testing.T) {
+	cfg, err := config.LoadFile(filepath.Join(rulesDir, "prometheus.yml"), false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.RuleFiles) == 0 {
+		t.Fatal("no rule files")
+	}
+	for _, rf := range cfg.RuleFiles {
+		if files, err := filepath.Glob(rf); err != nil || len(files) == 0 {
+			t.Errorf("rule files %q: none found (%v)", rf, err)
 		}
 	}
 }
