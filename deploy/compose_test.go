@@ -56,6 +56,8 @@ func TestComposeModes(t *testing.T) {
 				"HWSTATE_CLIENT_ID":      "",
 				"HWSTATE_CLIENT_SECRET":  "",
 				"HWSTATE_NATS_CREDS":     "/nats/worker.creds",
+				"HWSTATE_NATS_CA":        "/nats/ca.crt",
+				"HWSTATE_NATS_URL":       "tls://nats:4222",
 			},
 		},
 		{
@@ -72,6 +74,8 @@ func TestComposeModes(t *testing.T) {
 				"HWSTATE_CLIENT_ID":      "22222222-2222-2222-2222-222222222222",
 				"HWSTATE_CLIENT_SECRET":  "s3cret",
 				"HWSTATE_NATS_CREDS":     "/nats/worker.creds",
+				"HWSTATE_NATS_CA":        "/nats/ca.crt",
+				"HWSTATE_NATS_URL":       "tls://nats:4222",
 			},
 		},
 	} {

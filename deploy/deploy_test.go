@@ -201,7 +201,7 @@ func TestCompose(t *testing.T) {
 	}
 	env, _ := dig(services, "hwstate", "environment").(map[string]any)
 	for key, want := range map[string]string{
-		"HWSTATE_NATS_URL":  "nats://nats:4222",
+		"HWSTATE_NATS_URL":  "tls://nats:4222",
 		"HWSTATE_HTTP_ADDR": ":8080",
 	} {
 		if got, _ := env[key].(string); !strings.Contains(got, want) {

@@ -2,13 +2,21 @@ package deploy_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	natsconf "github.com/nats-io/nats-server/v2/conf"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
 // fakeNSC stands in for nsc (not installable here): it logs its arguments, one call a line
@@ -123,4 +131,65 @@ func uid(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// nats-tls.sh's certificates serve NATS over TLS to a client that trusts its CA, under the
+// names compose uses; compose's nats.conf asks for TLS with them.
+func TestComposeNATSTLS(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir, keys := t.TempDir(), t.TempDir()
+	out, err := exec.Command("sh", filepath.Join(root, "deploy/compose/nats-tls.sh"), dir, keys).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats-tls.sh: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if want := []string{"ca.crt", "server.crt", "server.key"}; !slices.Equal(baseNames(files), want) {
+		t.Errorf("nats-tls.sh wrote %v, want %v (the CA's key stays with the signing keys)", baseNames(files), want)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := sandbox.JetStreamOptions("compose-tls", t.TempDir(), "127.0.0.1", 0)
+	opts.TLS = true
+	opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	ns, err := sandbox.StartServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	port := ns.Addr().(*net.TCPAddr).Port
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		nc, err := nats.Connect(fmt.Sprintf("tls://%s:%d", host, port), nats.RootCAs(filepath.Join(dir, "ca.crt")))
+		if err != nil {
+			t.Errorf("connect to %s over TLS: %v", host, err)
+			continue
+		}
+		nc.Close()
+	}
+
+	conf, err := os.ReadFile(filepath.Join(root, "deploy/compose/nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The include is the credentials' (not here): the rest must parse as NATS config.
+	text := strings.ReplaceAll(string(conf), "include auth/resolver.conf", "")
+	m, err := natsconf.Parse(text)
+	if err != nil {
+		t.Fatalf("nats.conf: %v", err)
+	}
+	if got := fmt.Sprint(m["tls"]); !strings.Contains(got, "/etc/nats/auth/server.crt") || !strings.Contains(got, "/etc/nats/auth/server.key") {
+		t.Errorf("nats.conf tls %s, want nats-tls.sh's certificate and key", got)
+	}
+}
+
+func baseNames(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		out = append(out, filepath.Base(p))
+	}
+	slices.Sort(out)
+	return out
 }

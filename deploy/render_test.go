@@ -228,7 +228,7 @@ func checkRestricted(t *testing.T, objs []object) {
 
 // The local-secrets component makes both Secrets from files, with their content's hash in
 // their names, and the Deployment mounts those names: a rotated credential rolls the pods.
-func TestLocalSecretsOverlay(t *testing.T) {
+func TestLocalSecretsComponent(t *testing.T) {
 	dir := filepath.Join(root, "deploy/components/local-secrets")
 	for _, f := range []string{"worker.creds", "ca.crt", "client-secret"} {
 		path := filepath.Join(dir, f)
