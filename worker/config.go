@@ -23,6 +23,14 @@ type Config struct {
 	AckWait    time.Duration
 	// MaxAttempts bounds the Graph attempts that failed transiently.
 	MaxAttempts int
+	// MaxRetryAfter is the longest wait one Retry-After from Graph can impose.
+	MaxRetryAfter time.Duration
+	// ShutdownGrace bounds shutdown: what has no answer by then is handed back.
+	ShutdownGrace time.Duration
+	// ClaimTTL is how long a claim on an event (the right to send its creates) lasts without
+	// renewal. It must exceed one Graph request's time limit: a process cut off from NATS
+	// loses its claims only after any create it had sent has ended.
+	ClaimTTL time.Duration
 
 	LedgerBucket string
 	LedgerTTL    time.Duration
@@ -45,6 +53,9 @@ const (
 	DefaultConcurrency   = 32
 	DefaultAckWait       = 60 * time.Second
 	DefaultMaxAttempts   = 10
+	DefaultMaxRetryAfter = 5 * time.Minute
+	DefaultShutdownGrace = 25 * time.Second
+	DefaultClaimTTL      = 45 * time.Second
 	DefaultLedgerTTL     = 168 * time.Hour
 	DefaultRetention     = 720 * time.Hour
 )
@@ -71,6 +82,9 @@ func (c Config) withDefaults() Config {
 	positive(&c.Concurrency, DefaultConcurrency)
 	positive(&c.AckWait, DefaultAckWait)
 	positive(&c.MaxAttempts, DefaultMaxAttempts)
+	positive(&c.MaxRetryAfter, DefaultMaxRetryAfter)
+	positive(&c.ShutdownGrace, DefaultShutdownGrace)
+	positive(&c.ClaimTTL, DefaultClaimTTL)
 	positive(&c.LedgerTTL, DefaultLedgerTTL)
 	positive(&c.Replicas, 1)
 	positive(&c.Retention, DefaultRetention)
@@ -85,21 +99,21 @@ func positive[T int | float64 | time.Duration](v *T, def T) {
 }
 
 // fetchBatch is the configured pull size or, for auto, half of what the rate limit lets the
-// worker finish within one ack wait: anything pulled beyond that would sit in memory long
-// enough to need keep-alives, and a large prefetch is what turns a slow tenant into
-// redeliveries.
-func (c Config) fetchBatch() int {
+// worker finish within one ack wait (the consumer's, as the server holds it): anything pulled
+// beyond that would sit in memory long enough to need keep-alives, and a large prefetch is
+// what turns a slow tenant into redeliveries.
+func (c Config) fetchBatch(ackWait time.Duration) int {
 	n := c.FetchBatch
 	if n <= 0 {
-		n = int(c.Rate * c.AckWait.Seconds() / 2)
+		n = int(c.Rate * ackWait.Seconds() / 2)
 	}
 	return max(1, min(n, maxAckPending))
 }
 
 // holdLimit is how many messages the worker holds at once: enough to keep every send slot busy
 // and one pull's worth waiting for its turn.
-func (c Config) holdLimit() int {
-	return min(max(c.fetchBatch(), c.Concurrency), maxAckPending)
+func (c Config) holdLimit(ackWait time.Duration) int {
+	return min(max(c.fetchBatch(ackWait), c.Concurrency), maxAckPending)
 }
 
 func (c Config) storage() jetstream.StorageType { return jetstream.FileStorage }

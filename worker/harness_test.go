@@ -33,9 +33,9 @@ type harness struct {
 	cfg     worker.Config
 }
 
-func newHarness(t *testing.T, emuCfg emulator.Config) *harness {
+func newHarness(t *testing.T, emuCfg emulator.Config, natsOpts ...natstest.Option) *harness {
 	t.Helper()
-	ns := natstest.Start(t)
+	ns := natstest.Start(t, natsOpts...)
 	sb := proctest.NewSandbox(t, emuCfg, sandbox.WithNATS(ns.ClientURL()))
 	return &harness{
 		t: t, sb: sb, nats: ns, nc: sb.Conn, js: sb.JS, emu: sb.Emulator, // The client's token is the emulator's only when the test leaves the emulator's at its

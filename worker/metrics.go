@@ -24,6 +24,9 @@ type Metrics struct {
 	handBacks       prometheus.Counter
 	pending         prometheus.Gauge
 	ackPending      prometheus.Gauge
+	reconcile       *prometheus.CounterVec
+	storeFailures   prometheus.Counter
+	storeFailing    prometheus.Gauge
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -33,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hwstate_events_total", Help: "Events that reached an outcome, by outcome (created, invalid_event, graph_rejected, retries_exhausted).",
 		}, []string{"outcome"}),
 		graphRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hwstate_graph_requests_total", Help: "Create requests sent to Graph, by answer: 2xx, 4xx, 429, 5xx, or error when none came.",
+			Name: "hwstate_graph_requests_total", Help: "Requests sent to Graph (creates and lookups), by answer: 2xx, 4xx, 429, 5xx, or error when none came.",
 		}, []string{"status_class"}),
 		graphDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hwstate_graph_request_duration_seconds", Help: "Time for one Graph create request.",
@@ -70,9 +73,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hwstate_consumer_ack_pending", Help: "Messages delivered to the consumer and not yet acknowledged.",
 		}),
+		reconcile: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hwstate_reconcile_total", Help: "Lookups in Graph of events that might already exist, by result: found (recorded as created, no second create), not_found (created), unavailable (Graph refuses to list: created without looking).",
+		}, []string{"result"}),
+		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hwstate_jetstream_failures_total", Help: "JetStream requests (ledger, outputs) that failed and are being retried: a full store, a stream's limits, a quota, a server restart.",
+		}),
+		storeFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hwstate_jetstream_failing", Help: "1 while JetStream refuses the worker's requests: no new creates are sent and /readyz answers 503.",
+		}),
 	}
 	reg.MustRegister(m.events, m.graphRequests, m.graphDuration, m.eventLatency, m.breaker, m.rateLimit,
-		m.throttlePauses, m.throttleSeconds, m.creating, m.ledgerHits, m.handBacks, m.pending, m.ackPending)
+		m.throttlePauses, m.throttleSeconds, m.creating, m.ledgerHits, m.handBacks, m.pending, m.ackPending, m.reconcile, m.storeFailures, m.storeFailing)
 	// Every series exists from the start, so rate() and alerts see a rise from zero rather
 	// than a series appearing.
 	for _, o := range []Outcome{Created, InvalidEvent, GraphRejected, RetriesExhausted} {
@@ -80,6 +92,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, class := range []string{"2xx", "4xx", "429", "5xx", "error"} {
 		m.graphRequests.WithLabelValues(class)
+	}
+	for _, r := range []string{"found", "not_found", "unavailable"} {
+		m.reconcile.WithLabelValues(r)
 	}
 	return m
 }
@@ -158,5 +173,28 @@ func (m *Metrics) consumer(info *jetstream.ConsumerInfo) {
 	if m != nil {
 		m.pending.Set(float64(info.NumPending))
 		m.ackPending.Set(float64(info.NumAckPending))
+	}
+}
+
+func (m *Metrics) reconciled(result string) {
+	if m != nil {
+		m.reconcile.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) storeFailure() {
+	if m != nil {
+		m.storeFailures.Inc()
+	}
+}
+
+func (m *Metrics) setStoreFailing(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.storeFailing.Set(1)
+	} else {
+		m.storeFailing.Set(0)
 	}
 }

@@ -12,6 +12,7 @@ type Option func(*options)
 type options struct {
 	logger         *zap.Logger
 	metrics        *Metrics
+	now            func() time.Time
 	breakerTimeout time.Duration
 	backoffInitial time.Duration
 	backoffMax     time.Duration
@@ -20,6 +21,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		logger:         zap.NewNop(),
+		now:            time.Now,
 		breakerTimeout: 10 * time.Second,
 		backoffInitial: 500 * time.Millisecond,
 		backoffMax:     60 * time.Second,

@@ -3,8 +3,11 @@ package worker
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hwstate/hwstate/graph"
 )
 
 // Outcome is how an event ended (CONTRACT.md section 3).
@@ -28,6 +31,12 @@ type Result struct {
 	GraphRequestID          string          `json:"graphRequestId"`
 	CompletedAt             time.Time       `json:"completedAt"`
 	Created                 json.RawMessage `json:"created"`
+	// Reconciled: the entity was found in Graph, made by an earlier attempt whose answer
+	// was lost, instead of being created again.
+	Reconciled bool `json:"reconciled,omitempty"`
+	// CreatedTruncated: Graph's body would not fit the server's max payload; Created holds
+	// only its id.
+	CreatedTruncated bool `json:"createdTruncated,omitempty"`
 }
 
 // DeadLetter is the body published for an event that could not be created.
@@ -52,6 +61,93 @@ type DeadLetter struct {
 type GraphError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// payloadMargin leaves room, under the server's max payload, for an output's headers (an
+// event id is at most maxIDBytes) and the ledger's envelope around its body.
+const payloadMargin = 4 << 10
+
+// maxText bounds each free text in a dead letter (our error, Graph's message): the facts of
+// a failure must fit beside the original, whatever Graph said.
+const maxText = 2 << 10
+
+// outputLimit is the most bytes an output's body may have.
+func (w *Worker) outputLimit() int { return int(w.js.Conn().MaxPayload()) - payloadMargin }
+
+// result is the record of a created event: Graph's answer to its create, or the entity that
+// reconciliation found.
+func (w *Worker) result(ev *event, configurationID, clientRequestID string, ans answer) record {
+	r := Result{
+		EventID:                 ev.id.value,
+		HardwareConfigurationID: configurationID,
+		GraphID:                 ans.resp.GraphID,
+		Status:                  ans.resp.Status,
+		Attempts:                ev.attempts,
+		ClientRequestID:         clientRequestID,
+		GraphRequestID:          ans.resp.RequestID,
+		CompletedAt:             w.opts.now().UTC(),
+		Created:                 ans.resp.Body,
+	}
+	if f := ans.found; f != nil {
+		// The entity exists: that is what 201 said. The request id is the lookup's.
+		r.GraphID, r.Status, r.Created, r.Reconciled = f.ID, 201, f.Raw, true
+	}
+	if !json.Valid(r.Created) {
+		r.Created = nil // a result without Graph's body beats no result
+	}
+	body := mustMarshal(r)
+	if len(body) > w.outputLimit() {
+		r.Created, r.CreatedTruncated = mustMarshal(struct {
+			ID string `json:"id"`
+		}{r.GraphID}), true
+		body = mustMarshal(r)
+	}
+	return record{Outcome: Created, Body: body}
+}
+
+// mustMarshal encodes what holds only strings, numbers and checked JSON: it cannot fail.
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding an output: %v", err))
+	}
+	return b
+}
+
+// setAnswer copies what Graph said into a dead letter; a status of 0 means Graph never answered.
+func (d *DeadLetter) setAnswer(resp graph.Response) {
+	if resp.Status == 0 {
+		return
+	}
+	d.HTTPStatus = resp.Status
+	d.GraphRequestID = resp.RequestID
+	if resp.Error != nil {
+		d.GraphError = &GraphError{Code: cut(resp.Error.Code), Message: cut(resp.Error.Message)}
+	}
+}
+
+// deadLetter completes a dead letter with where the event came from and its original body,
+// and makes it fit the server's max payload.
+func (w *Worker) deadLetter(ev *event, dl *DeadLetter) record {
+	dl.EventID = ev.id.value
+	dl.Error = cut(dl.Error)
+	dl.Stream = ev.meta.Stream
+	dl.StreamSequence = ev.meta.Sequence.Stream
+	dl.Subject = ev.msg.Subject()
+	dl.FailedAt = w.opts.now().UTC()
+	body, err := dl.marshalFitting(ev.msg.Data(), w.outputLimit())
+	if err != nil {
+		panic(fmt.Sprintf("encoding a dead letter: %v", err))
+	}
+	return record{Outcome: dl.Reason, Body: body}
+}
+
+// cut bounds a free text to maxText bytes, on a rune boundary.
+func cut(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	return string(trimPartialRune([]byte(s[:maxText]))) + "…"
 }
 
 // setOriginal keeps the event's body in the dead letter: as a string when it is text, so a

@@ -28,8 +28,11 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		in, err = w.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:       c.Stream,
-			Subjects:   []string{c.Subject},
+			Name:     c.Stream,
+			Subjects: []string{c.Subject},
+			// Bounded: an event is kept only until its outcome is recorded and acked. Not
+			// interest retention, under which deleting the consumer deletes the events.
+			Retention:  jetstream.WorkQueuePolicy,
 			Storage:    c.storage(),
 			Replicas:   c.Replicas,
 			Duplicates: outputDuplicates,
@@ -52,7 +55,7 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 			}
 		}
 	}
-	w.streamCreated = info.Created
+	streamCreated := info.Created
 
 	for _, out := range []struct{ name, subject string }{
 		{c.ResultStream, c.ResultSubject},
@@ -75,6 +78,9 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s on %s: %w", c.Consumer, c.Stream, err)
 	}
+	if aw := cons.CachedInfo().Config.AckWait; aw > 0 {
+		w.ackWait.Store(int64(aw))
+	}
 
 	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      c.LedgerBucket,
@@ -86,7 +92,7 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger bucket %s: %w", c.LedgerBucket, err)
 	}
-	w.ledger = &ledger{kv: kv, streamCreated: w.streamCreated}
+	w.ledger.Store(&ledger{kv: kv, streamCreated: streamCreated})
 	return cons, nil
 }
 

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"go.uber.org/zap"
+
+	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/schema"
+)
+
+// Lister lists a configuration's user states in Graph; *graph.Client is one. A Creator that
+// is also a Lister lets the worker reconcile (CONTRACT.md section 3, "Exactly once against
+// Graph"); one that is not is treated as a Graph that refuses the list call.
+type Lister interface {
+	ListUserStates(ctx context.Context, req graph.ListRequest) ([]graph.UserState, graph.Response, error)
+}
+
+// reconcile looks for the event's entity in Graph before a create that might duplicate it:
+// an earlier delivery or attempt may have created it without the outcome being recorded. It
+// returns the entity found (answer.found) or nothing, after which the create goes ahead;
+// an error only when ctx is done first or the claim was taken over. A list is a Graph
+// request like a create (rate limit, breaker, 429 and 5xx), but its failures do not count
+// towards MaxAttempts.
+func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Request, state schema.UserState) (answer, error) {
+	lister, ok := w.creator.(Lister)
+	if !ok || !w.listing.Load() {
+		w.metrics.reconciled("unavailable")
+		ev.mightExist = false
+		return answer{}, nil
+	}
+	req := graph.ListRequest{ConfigurationID: create.ConfigurationID, UPN: state.UPN, ClientRequestID: create.ClientRequestID}
+	bo := w.backoff()
+	for {
+		var states []graph.UserState
+		var listErr error
+		resp, sent, err := w.send(ctx, hard, ev, func(ctx context.Context) (graph.Response, error) {
+			var resp graph.Response
+			states, resp, listErr = lister.ListUserStates(ctx, req)
+			if listErr != nil && resp.Status != 0 {
+				return resp, nil // Graph answered: the breaker judges the answer, not an error
+			}
+			return resp, listErr
+		})
+		if !sent {
+			if err := w.waitUnsent(ctx, ev, err); err != nil {
+				return answer{}, err
+			}
+			continue
+		}
+		switch {
+		case errors.Is(listErr, graph.ErrListUnavailable):
+			w.warnListing.Do(func() {
+				w.log.Warn("Graph refuses to list user states, so events that might already exist are created "+
+					"without looking first (at least once, not exactly once): grant "+missingPermission,
+					zap.Int("status", resp.Status), zap.Error(listErr))
+			})
+			w.listing.Store(false)
+			w.metrics.reconciled("unavailable")
+			ev.mightExist = false
+			return answer{}, nil
+		case err == nil && listErr == nil:
+			w.pacer.accepted()
+			ev.mightExist = false // we hold the claim: no one else creates it meanwhile
+			for i := range states {
+				if states[i].Matches(state) {
+					w.metrics.reconciled("found")
+					ev.log.Info("found in Graph: recorded as created without a second create",
+						zap.String("graph_id", states[i].ID), zap.Int("attempts", ev.attempts))
+					return answer{resp: resp, found: &states[i]}, nil
+				}
+			}
+			w.metrics.reconciled("not_found")
+			return answer{}, nil
+		case err == nil && resp.Class == graph.Systemic:
+			w.refused(ev, resp)
+		}
+		// err is nil when Graph answered (the answer is in resp), the network error otherwise.
+		if err := w.waitToRetry(ctx, ev, bo, resp, err); err != nil {
+			return answer{}, err
+		}
+	}
+}
