@@ -90,7 +90,7 @@ func (w *Worker) result(ev *event, configurationID, clientRequestID string, ans 
 	}
 	if f := ans.found; f != nil {
 		// The entity exists: that is what 201 said. The request id is the lookup's.
-		r.GraphID, r.Status, r.Created, r.Reconciled = f.ID, 201, f.Raw, true
+		r.GraphID, r.Status, r.Created, r.Reconciled = f.ID, 201, mustMarshal(f), true
 	}
 	if !json.Valid(r.Created) {
 		r.Created = nil // a result without Graph's body beats no result

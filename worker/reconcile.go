@@ -30,16 +30,26 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 		ev.mightExist = false
 		return answer{}, nil
 	}
-	req := graph.ListRequest{ConfigurationID: create.ConfigurationID, UPN: state.UPN, ClientRequestID: create.ClientRequestID}
+	// Each page is a request against the tenant's limits; send paces the first.
+	paced := false
+	req := graph.ListRequest{ConfigurationID: create.ConfigurationID, UPN: state.UPN, ClientRequestID: create.ClientRequestID,
+		Pace: func(ctx context.Context) error {
+			if !paced {
+				paced = true
+				return nil
+			}
+			return w.pacer.wait(ctx)
+		}}
 	bo := w.backoff()
 	for {
 		var states []graph.UserState
 		var listErr error
+		paced = false
 		resp, sent, err := w.send(ctx, hard, ev, func(ctx context.Context) (graph.Response, error) {
 			var resp graph.Response
 			states, resp, listErr = lister.ListUserStates(ctx, req)
-			if listErr != nil && resp.Status != 0 {
-				return resp, nil // Graph answered: the breaker judges the answer, not an error
+			if errors.Is(listErr, graph.ErrListUnavailable) {
+				return resp, nil // Graph answered: the breaker judges the answer
 			}
 			return resp, listErr
 		})
@@ -60,11 +70,11 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 			w.metrics.reconciled("unavailable")
 			ev.mightExist = false
 			return answer{}, nil
-		case err == nil && listErr == nil:
+		case err == nil && resp.Class == graph.Listed:
 			w.pacer.accepted()
 			ev.mightExist = false // we hold the claim: no one else creates it meanwhile
 			for i := range states {
-				if states[i].Matches(state) {
+				if states[i].Matches(&state) {
 					w.metrics.reconciled("found")
 					ev.log.Info("found in Graph: recorded as created without a second create",
 						zap.String("graph_id", states[i].ID), zap.Int("attempts", ev.attempts))
@@ -76,7 +86,8 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 		case err == nil && resp.Class == graph.Systemic:
 			w.refused(ev, resp)
 		}
-		// err is nil when Graph answered (the answer is in resp), the network error otherwise.
+		// err is nil when Graph answered (the answer, 429 or 5xx, is in resp), the network
+		// error otherwise.
 		if err := w.waitToRetry(ctx, ev, bo, resp, err); err != nil {
 			return answer{}, err
 		}

@@ -127,9 +127,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		zap.Int("fetch_batch", w.cfg.fetchBatch(w.serverAckWait())), zap.Duration("ack_wait", w.serverAckWait()))
 
 	// hard ends what shutdown lets finish: requests already sent to Graph and the recording
-	// of their outcomes. It outlives ctx by ShutdownGrace at most.
+	// of their outcomes. It ends ShutdownGrace after ctx at the latest.
 	hard, stopHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHard()
+	defer context.AfterFunc(ctx, func() {
+		grace := time.NewTimer(w.cfg.ShutdownGrace)
+		defer grace.Stop()
+		select {
+		case <-grace.C:
+			w.log.Warn("shutdown grace over: handing back what has no answer yet", zap.Duration("grace", w.cfg.ShutdownGrace))
+			stopHard()
+		case <-hard.Done():
+		}
+	})()
 	w.setConsumer(cons)
 	go w.held.keepAlive(hard, w.serverAckWait, w.opts.now)
 	go w.claims.renew(hard, w)
@@ -141,16 +151,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	w.pull(ctx, hard, &wg)
 	w.ready.Store(false)
-
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(w.cfg.ShutdownGrace):
-		w.log.Warn("shutdown grace over: handing back what has no answer yet", zap.Duration("grace", w.cfg.ShutdownGrace))
-		stopHard()
-		<-done
-	}
+	wg.Wait()
 	w.log.Info("worker stopped")
 	return nil
 }

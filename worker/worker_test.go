@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
@@ -297,13 +298,18 @@ func TestOutageDeadLettersNothing(t *testing.T) {
 // A redelivered event that the ledger knows is answered from it, with no call to Graph.
 func TestLedgerAnswersRedeliveries(t *testing.T) {
 	h := newHarness(t, emulator.Config{})
+	// A stream with limits retention keeps the acked event, so a new consumer delivers it
+	// again (the worker's own stream, a work queue, deletes it once acked).
+	ctx := context.Background()
+	if _, err := h.js.CreateStream(ctx, jetstream.StreamConfig{Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject}}); err != nil {
+		t.Fatal(err)
+	}
 	r := h.start()
 	h.publish("ev", event(configOK, 1))
 	h.waitOutputs(1, 30*time.Second)
 	r.stop(t)
 
 	// Forget the consumer: its replacement delivers the event again from the start.
-	ctx := context.Background()
 	s, err := h.js.Stream(ctx, worker.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
