@@ -82,6 +82,8 @@ func (s *settings) register(fs *flag.FlagSet) {
 	fs.Var((*fetchBatch)(&s.FetchBatch), "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
 	fs.DurationVar(&s.AckWait, "ack-wait", worker.DefaultAckWait, "the consumer's ack wait")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", worker.DefaultMaxAttempts, "Graph attempts that failed transiently before retries_exhausted")
+	fs.DurationVar(&s.MaxRetryAfter, "max-retry-after", worker.DefaultMaxRetryAfter, "longest wait a single Retry-After from Graph can impose")
+	fs.DurationVar(&s.ShutdownGrace, "shutdown-grace", worker.DefaultShutdownGrace, "longest shutdown: what has no answer by then is handed back, and its next delivery looks it up in Graph")
 	fs.StringVar(&s.LedgerBucket, "ledger-bucket", worker.DefaultLedgerBucket, "the idempotency key-value bucket")
 	fs.DurationVar(&s.LedgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long an idempotency record lives")
 	fs.IntVar(&s.Replicas, "replicas", 1, "replicas of the streams, consumer and bucket (3 on a three-node cluster)")
@@ -95,6 +97,8 @@ func (s *settings) parse(fs *flag.FlagSet, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// A claim on an event outlives any request sent under it (worker.Config.ClaimTTL).
+	s.ClaimTTL = 2*s.GraphTimeout + 5*time.Second
 	return s.validate()
 }
 
@@ -163,6 +167,7 @@ func (s *settings) validate() error {
 	check(s.MaxAttempts >= 1, "--max-attempts must be at least 1")
 	check(s.AckWait >= time.Second, "--ack-wait must be at least 1s")
 	check(s.GraphTimeout > 0, "--graph-timeout must be above 0")
+	check(s.MaxRetryAfter > 0 && s.ShutdownGrace > 0, "--max-retry-after and --shutdown-grace must be above 0")
 	check(s.Replicas >= 1 && s.Replicas <= 5, "--replicas must be from 1 to 5")
 	check(s.LedgerTTL > 0 && s.Retention > 0, "--ledger-ttl and --retention must be above 0")
 	if len(problems) > 0 {
