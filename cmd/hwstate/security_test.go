@@ -230,5 +230,5 @@ func TestProcessNATSTLSAndCreds(t *testing.T) {
 	r.start("HWSTATE_NATS_CA="+ns.CAFile, "HWSTATE_NATS_CREDS="+ns.CredsFile)
 	ids := r.publish(500)
 	r.waitDone(ids, time.Minute)
-	r.checkCreates(ids, nil)
+	r.checkCreates(ids)
 }
