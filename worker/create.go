@@ -72,6 +72,13 @@ func (w *Worker) create(ctx, hard context.Context, ev *event, req graph.Request,
 			failures++
 		}
 		if failures >= w.cfg.MaxAttempts {
+			if ev.mightExist {
+				// The last attempt may have created it: a dead letter for an entity that
+				// exists would be redriven into a duplicate.
+				if found, err := w.reconcile(ctx, hard, ev, req, state); err != nil || found.found != nil {
+					return found, err
+				}
+			}
 			if err != nil {
 				return answer{resp: resp}, fmt.Errorf("%w after %d attempts: %w", errExhausted, ev.attempts, err)
 			}

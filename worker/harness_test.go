@@ -116,6 +116,7 @@ const (
 	configOK       = sandbox.ConfigOK
 	configNotFound = "00000000-0000-4000-8000-000000000404"
 	configReject   = "00000000-0000-4000-8000-000000000400"
+	configFail     = "00000000-0000-4000-8000-000000000500"
 )
 
 // event is a valid event body for the configuration, distinct per i.
