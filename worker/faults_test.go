@@ -71,7 +71,7 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for r.w.Ready() {
+	for r.Ready() {
 		if time.Now().After(deadline) {
 			t.Fatal("still ready 20 s after the store filled")
 		}
@@ -82,7 +82,7 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 	}
 	out := h.waitOutputs(len(first)+len(second), 60*time.Second)
 	h.checkExactlyOnce(append(first, second...), out)
-	for !r.w.Ready() {
+	for !r.Ready() {
 		if time.Now().After(deadline.Add(30 * time.Second)) {
 			t.Fatal("not ready again after space returned")
 		}
@@ -140,7 +140,7 @@ func TestDeletedConsumerIsMadeAgain(t *testing.T) {
 	}
 	out := h.waitOutputs(len(all), 60*time.Second)
 	h.checkExactlyOnce(all, out)
-	if !r.w.Ready() {
+	if !r.Ready() {
 		t.Error("not ready after the consumer was made again")
 	}
 }

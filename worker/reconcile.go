@@ -32,9 +32,9 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 	}
 	// Each page is a request against the tenant's limits; send paces the first.
 	paced := false
-	// The lookup has a client-request-id of its own (ListRequest's default), so that support
-	// and faults keyed by the create's tell the two apart.
-	req := graph.ListRequest{ConfigurationID: create.ConfigurationID, UPN: state.UPN,
+	// The lookup carries the create's client-request-id: one id finds all of an event's
+	// traffic in Graph's logs.
+	req := graph.ListRequest{ConfigurationID: create.ConfigurationID, UPN: state.UPN, ClientRequestID: create.ClientRequestID,
 		Pace: func(ctx context.Context) error {
 			if !paced {
 				paced = true
