@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -198,7 +199,8 @@ func collect[T any](ctx context.Context, js jetstream.JetStream, stream string, 
 			return fmt.Errorf("%s: %s: %w", stream, m.Data(), err)
 		}
 		id := eventID(v)
-		if got := m.Headers().Get(jetstream.MsgIDHeader); got != id {
+		// A fallback id (<stream>-<seq>) is followed by the input stream's creation time.
+		if got := m.Headers().Get(jetstream.MsgIDHeader); got != id && !(strings.HasPrefix(id, worker.DefaultStream+"-") && strings.HasPrefix(got, id+"@")) {
 			*wrong = append(*wrong, fmt.Sprintf("%s: Nats-Msg-Id %q for event %q", stream, got, id))
 		}
 		by[id] = append(by[id], v)
