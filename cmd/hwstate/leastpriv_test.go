@@ -144,7 +144,7 @@ func TestProcessNATSLeastPrivilege(t *testing.T) {
 		return sandbox.Event(sandbox.ConfigOK, i)
 	})
 	out := r.waitDone(ids, time.Minute)
-	r.checkCreates(ids[:n], nil)
+	r.checkCreates(ids[:n])
 	if len(out.DeadLetters) != 1 {
 		t.Errorf("%d dead letters, want 1", len(out.DeadLetters))
 	}
