@@ -337,12 +337,15 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("Deployment has no memory %s", r)
 		}
 	}
-	// Every file setting points into a mounted Secret.
+	// The client secret comes from the Secret; every file setting points into a mounted one.
+	if ref := dig(c, "env", 0, "valueFrom", "secretKeyRef", "name"); dig(c, "env", 0, "name") != "HWSTATE_CLIENT_SECRET" || ref != "hwstate-credentials" {
+		t.Errorf("HWSTATE_CLIENT_SECRET from %v, want the Secret hwstate-credentials", ref)
+	}
 	mounts := map[string]bool{}
 	for _, m := range dig(c, "volumeMounts").([]any) {
 		mounts[dig(m, "mountPath").(string)] = true
 	}
-	for _, key := range []string{"HWSTATE_NATS_CREDS", "HWSTATE_NATS_CA", "HWSTATE_CLIENT_SECRET_FILE"} {
+	for _, key := range []string{"HWSTATE_NATS_CREDS", "HWSTATE_NATS_CA"} {
 		path, _ := cm[key].(string)
 		if !mounts[filepath.Dir(path)] {
 			t.Errorf("%s = %q is not in a mounted volume (%v)", key, path, mounts)
@@ -434,7 +437,7 @@ func flattenMap(v any) string {
 // and the label values of each label.
 func exported(t *testing.T) (names map[string]bool, labels map[string]map[string][]string) {
 	t.Helper()
-	bin := proctest.NewBinary(t.TempDir()).Path(t)
+	bin := hwstate.Path(t)
 	sb := proctest.NewSandbox(t, emulator.Config{})
 	p := proctest.Start(t, bin, []string{
 		"HWSTATE_NATS_URL=" + sb.NATSURL,

@@ -242,7 +242,7 @@ func TestLocalSecretsComponent(t *testing.T) {
 	}
 	objs := kustomize(t, withComponents(t, "local-secrets"))
 	secrets := map[string]string{} // base name -> generated name
-	var mounted []string
+	var mounted []string           // Secrets the Deployment mounts or reads a key of
 	for _, o := range objs {
 		decodeStrict(t, o)
 		switch o.Kind {
@@ -262,11 +262,16 @@ func TestLocalSecretsComponent(t *testing.T) {
 					mounted = append(mounted, v.Secret.SecretName)
 				}
 			}
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					mounted = append(mounted, e.ValueFrom.SecretKeyRef.Name)
+				}
+			}
 		}
 	}
 	for _, base := range []string{"hwstate-nats", "hwstate-credentials"} {
 		if secrets[base] == "" || !slices.Contains(mounted, secrets[base]) {
-			t.Errorf("Secret %s rendered as %q; the Deployment mounts %v", base, secrets[base], mounted)
+			t.Errorf("Secret %s rendered as %q; the Deployment uses %v", base, secrets[base], mounted)
 		}
 	}
 }

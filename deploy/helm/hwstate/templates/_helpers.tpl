@@ -46,7 +46,5 @@ HWSTATE_TENANT_ID: {{ .Values.graph.tenantId | quote }}
 HWSTATE_CLIENT_ID: {{ .Values.graph.clientId | quote }}
 {{- if eq .Values.graph.credential "certificate" }}
 HWSTATE_CLIENT_CERT: /etc/hwstate/graph/{{ .Values.graph.secretKey }}
-{{- else }}
-HWSTATE_CLIENT_SECRET_FILE: /etc/hwstate/graph/{{ .Values.graph.secretKey }}
 {{- end }}
 {{- end -}}
