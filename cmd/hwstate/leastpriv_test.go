@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -112,8 +113,8 @@ func (s *violations) take() []string {
 
 // The NATS users of deploy/nats/permissions, on a server that enforces them: the worker runs
 // end to end with its own and is never refused anything; a producer publishes events with
-// its own and can read neither results, dead letters nor the ledger; an operator lists
-// dead letters with `hwstate dlq ls`.
+// its own (`hwstate publish` too) and can read neither results, dead letters nor the
+// ledger; an operator lists and redrives dead letters with `hwstate dlq`.
 func TestProcessNATSLeastPrivilege(t *testing.T) {
 	proctest.SkipShort(t)
 	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
@@ -176,6 +177,20 @@ func TestProcessNATSLeastPrivilege(t *testing.T) {
 				// the refusal is in its log, not an error here.
 				return nc.FlushWithContext(ctx)
 			})
+		}
+	})
+
+	t.Run("producer backfills with hwstate publish", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "events.ndjson")
+		if err := os.WriteFile(file, append(sandbox.Event(sandbox.ConfigOK, n+1), '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := proctest.Start(t, hwstate.Path(t), []string{"HWSTATE_NATS_URL=" + ns.ClientURL(), "HWSTATE_NATS_CREDS=" + creds["producer"]}, "publish", "--file", file)
+		if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+			t.Fatalf("hwstate publish: exit %d, %v\n%s", code, err, p.Output())
+		}
+		if v := log.take(); len(v) > 0 {
+			t.Errorf("the producer was refused what hwstate publish needs:\n%s", strings.Join(v, "\n"))
 		}
 	})
 
