@@ -20,7 +20,7 @@ if [ -f "$dir/resolver.conf" ]; then
 	exit 0
 fi
 keys=${NSC_DIR:-$dir/nsc}
-mkdir -p "$dir" "$keys"
+mkdir -p "$dir" "$keys/stores"
 export NSC_HOME="$keys" NKEYS_PATH="$keys/keys"
 nsc env --store "$keys/stores" >/dev/null
 
