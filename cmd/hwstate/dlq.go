@@ -15,11 +15,13 @@ const dlqUsage = `usage: hwstate dlq ls [--reason R] [--seq A-B] [--json] [flags
        hwstate dlq redrive (--reason R | --seq A-B) [--dry-run] [flags]
 
 ls lists the dead letters: DLQ stream sequence, event id, reason, Graph's status, the error, when.
-redrive publishes the chosen dead letters' original events to the input subject again, each
-with the Nats-Msg-Id "<event id>:redrive:<DLQ sequence>" (a fresh id, so the worker's
-idempotency ledger lets it through, and the same on a re-run, so a redrive repeated after a
-crash is dropped as a duplicate), and deletes each dead letter from the DLQ stream once that
-publish is acknowledged. A dead letter whose original was cut to fit the DLQ is not redriven.`
+redrive publishes the chosen dead letters' original events to the input subject again, at most
+once per event however many dead letters of it the DLQ holds: an event is chosen when any of its
+dead letters is, and its newest is sent, with the Nats-Msg-Id "<event id>:redrive:<DLQ sequence>"
+(a fresh id, so the worker's idempotency ledger lets it through, and the same on a re-run, so a
+redrive repeated after a crash is dropped as a duplicate); every dead letter of the event is
+deleted from the DLQ stream once that publish is acknowledged, the one sent last. A dead letter
+whose original was cut to fit the DLQ is not redriven.`
 
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "ls" && args[0] != "redrive") {

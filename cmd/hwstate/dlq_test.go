@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -225,5 +226,75 @@ func TestDLQRedriveRefusals(t *testing.T) {
 	}
 	if _, _, err := e.run(runDLQ, "purge"); err == nil {
 		t.Error("an unknown subcommand was accepted")
+	}
+}
+
+// A DLQ holding several dead letters of one event (dead-lettered again once its duplicate
+// window had passed, and a redriven copy of it that failed again) sends it once, from its
+// newest dead letter, even when the selection names only its oldest: one event on the input
+// subject, one create in Graph, and none of its dead letters left to redrive it again.
+func TestDLQRedriveOncePerEvent(t *testing.T) {
+	e := newToolEnv(t, emulator.Config{})
+	e.startWorker()
+	for i, id := range []string{"twice", "other", "twice", "twice:redrive:1"} {
+		original := string(sandbox.Event(publishConfig, len(id)))
+		body, err := json.Marshal(worker.DeadLetter{EventID: id, Reason: worker.GraphRejected, Original: &original})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.publish(worker.DefaultDLQSubject, fmt.Sprintf("dl-%d", i), body)
+	}
+	published := func() uint64 {
+		s, err := e.js.Stream(context.Background(), worker.DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	before := published()
+
+	out, _, err := e.run(runDLQ, "redrive", "--nats-url", e.natsURL, "--seq", "1", "--dry-run")
+	if err != nil || strings.Count(out, "would redrive seq 4: event twice:redrive:1") != 1 || strings.Count(out, "would redrive") != 1 {
+		t.Errorf("dry run: %v, output %q; want seq 4 alone", err, out)
+	}
+	out, _, err = e.run(runDLQ, "redrive", "--nats-url", e.natsURL, "--seq", "1")
+	if err != nil || !strings.Contains(out, "1 redriven") {
+		t.Fatalf("redrive: %v, output %q; want 1 redriven", err, out)
+	}
+	if got := published() - before; got != 1 {
+		t.Errorf("%d events published to the input subject, want 1", got)
+	}
+	e.waitMsgs(worker.DefaultResultStream, 1)
+	if left := dlqSeqs(e); len(left) != 1 || left["other"] != 2 {
+		t.Errorf("DLQ holds %v, want only other at seq 2", left)
+	}
+	// Nothing of the event is left to send: a redrive of everything sends the other one alone.
+	out, _, err = e.run(runDLQ, "redrive", "--nats-url", e.natsURL, "--reason", "graph_rejected")
+	if err != nil || !strings.Contains(out, "1 redriven") {
+		t.Fatalf("second redrive: %v, output %q; want 1 redriven", err, out)
+	}
+	e.waitMsgs(worker.DefaultResultStream, 2)
+	e.sb.Settle(t)
+	var ids []string
+	e.each(worker.DefaultResultStream, func(m jetstream.Msg) {
+		var r worker.Result
+		if err := json.Unmarshal(m.Data(), &r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.EventID)
+	})
+	slices.Sort(ids)
+	if want := []string{"other:redrive:2", "twice:redrive:4"}; !slices.Equal(ids, want) {
+		t.Errorf("results for %v, want %v", ids, want)
+	}
+	if s := e.emu.Stats(); s.Creates != 2 {
+		t.Errorf("%d creates in Graph, want 2 (one per event)", s.Creates)
+	}
+	if got := published() - before; got != 2 {
+		t.Errorf("%d events published to the input subject in all, want 2", got)
 	}
 }

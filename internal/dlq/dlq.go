@@ -4,11 +4,13 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -76,27 +78,38 @@ type message struct {
 	err  error // why body is nil
 }
 
-// eachMsg calls fn for every message of the DLQ stream that sel selects. A message that
-// is not a dead letter is passed on only when nothing narrows the selection.
+// newMessage decodes the DLQ stream's message seq.
+func newMessage(seq uint64, data []byte) message {
+	m := message{seq: seq, data: data}
+	var d worker.DeadLetter
+	if err := json.Unmarshal(data, &d); err != nil {
+		m.err = fmt.Errorf("not a dead letter: %w", err)
+		return m
+	}
+	m.body = &d
+	return m
+}
+
+// selects reports whether sel selects m. A message that is not a dead letter is selected
+// only when no reason narrows the selection.
+func (s Selection) selects(m message) bool {
+	if m.body == nil {
+		return s.reason == "" && s.match(m.seq, &worker.DeadLetter{})
+	}
+	return s.match(m.seq, m.body)
+}
+
+// eachMsg calls fn for every message of the DLQ stream that sel selects.
 func eachMsg(ctx context.Context, js jetstream.JetStream, stream string, sel Selection, fn func(message) error) error {
 	return sandbox.Each(ctx, js, stream, func(m jetstream.Msg) error {
 		meta, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("DLQ message without metadata: %w", err)
 		}
-		dm := message{seq: meta.Sequence.Stream, data: m.Data()}
-		var d worker.DeadLetter
-		if err := json.Unmarshal(m.Data(), &d); err != nil {
-			dm.err = fmt.Errorf("not a dead letter: %w", err)
-			if sel.reason != "" || !sel.match(dm.seq, &d) {
-				return nil
-			}
-			return fn(dm)
-		}
-		if !sel.match(dm.seq, &d) {
+		dm := newMessage(meta.Sequence.Stream, m.Data())
+		if !sel.selects(dm) {
 			return nil
 		}
-		dm.body = &d
 		return fn(dm)
 	})
 }
@@ -173,37 +186,52 @@ type Redrive struct {
 	Out    io.Writer
 }
 
+// Run redrives the events sel selects, each at most once however many dead letters of it
+// the DLQ holds: the unit is the original event id (the dead letter's, without a former
+// redrive's mark). An event is selected when any of its dead letters is; its newest dead
+// letter is sent, under an id made of that dead letter's sequence, and once the publish is
+// acknowledged every dead letter of the event leaves the DLQ, the one sent last. A re-run
+// after a crash anywhere in between finds that same newest dead letter and sends it under
+// the same id, which the input stream drops as a duplicate.
 func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 	dlq, err := r.JS.Stream(ctx, r.Stream)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", r.Stream, err)
 	}
+	events, skipped, err := r.scan(ctx, sel)
+	if err != nil {
+		return err
+	}
 	verb := "redriven"
 	if r.DryRun {
 		verb = "would redrive"
 	}
-	var done, skipped int
-	err = eachMsg(ctx, r.JS, r.Stream, sel, func(m message) error {
+	done := 0
+	for _, ev := range events {
+		newest := ev.seqs[len(ev.seqs)-1]
+		raw, err := dlq.GetMsg(ctx, newest)
+		if err != nil {
+			return fmt.Errorf("seq %d: %w", newest, err)
+		}
+		m := newMessage(newest, raw.Data)
 		original, id, err := redriveOf(m)
 		if err != nil {
 			skipped++
 			fmt.Fprintf(r.Out, "skipped seq %d: %v\n", m.seq, err)
-			return nil
+			continue
 		}
 		if !r.DryRun {
 			if err := sandbox.Publish(ctx, r.JS, r.Subject, id, original); err != nil {
 				return fmt.Errorf("seq %d: publish to %s: %w (nothing deleted; a re-run is safe)", m.seq, r.Subject, err)
 			}
-			if err := dlq.DeleteMsg(ctx, m.seq); err != nil {
-				return fmt.Errorf("seq %d: published as %s, but deleting it from %s failed: %w (a re-run publishes a duplicate, which the stream drops)", m.seq, id, r.Stream, err)
+			for _, seq := range ev.seqs {
+				if err := dlq.DeleteMsg(ctx, seq); err != nil {
+					return fmt.Errorf("seq %d: published as %s, but deleting seq %d from %s failed: %w (a re-run publishes a duplicate, which the stream drops)", m.seq, id, seq, r.Stream, err)
+				}
 			}
 		}
 		done++
-		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s\n", verb, m.seq, m.body.EventID, m.body.Reason, id)
-		return nil
-	})
-	if err != nil {
-		return err
+		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s%s\n", verb, m.seq, m.body.EventID, m.body.Reason, id, older(ev.seqs))
 	}
 	if r.DryRun {
 		fmt.Fprintf(r.Out, "dry run: %d would be redriven to %s, %d skipped; nothing changed\n", done, r.Subject, skipped)
@@ -214,6 +242,67 @@ func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 		return fmt.Errorf("%d dead letters not redriven (listed above)", skipped)
 	}
 	return nil
+}
+
+// event is one original event's dead letters, by DLQ sequence, oldest first.
+type event struct {
+	seqs     []uint64
+	selected bool
+}
+
+// scan reads the whole DLQ, so that an event's every dead letter is known, selected or
+// not, and returns the selected events in the order of their newest dead letters. A
+// selected message that is not a dead letter is reported and counted in skipped.
+func (r *Redrive) scan(ctx context.Context, sel Selection) (events []*event, skipped int, err error) {
+	byID := map[string]*event{}
+	err = eachMsg(ctx, r.JS, r.Stream, Selection{}, func(m message) error {
+		if m.body == nil {
+			if sel.selects(m) {
+				skipped++
+				fmt.Fprintf(r.Out, "skipped seq %d: %v\n", m.seq, m.err)
+			}
+			return nil
+		}
+		id := originalID(m.body.EventID)
+		ev := byID[id]
+		if ev == nil {
+			ev = &event{}
+			byID[id] = ev
+		}
+		ev.seqs = append(ev.seqs, m.seq)
+		ev.selected = ev.selected || sel.selects(m)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, ev := range byID {
+		if ev.selected {
+			events = append(events, ev)
+		}
+	}
+	slices.SortFunc(events, func(a, b *event) int { return cmp.Compare(a.seqs[len(a.seqs)-1], b.seqs[len(b.seqs)-1]) })
+	return events, skipped, nil
+}
+
+// older names the dead letters of an event besides the one sent, which left the DLQ with it.
+func older(seqs []uint64) string {
+	if len(seqs) < 2 {
+		return ""
+	}
+	var s []string
+	for _, seq := range seqs[:len(seqs)-1] {
+		s = append(s, strconv.FormatUint(seq, 10))
+	}
+	return " (older dead letters of it: seq " + strings.Join(s, ", ") + ")"
+}
+
+// originalID is an event id without a former redrive's mark.
+func originalID(id string) string {
+	if i := strings.LastIndex(id, redriveMark); i >= 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // redriveOf is the event body to publish again and its new id.
@@ -234,9 +323,5 @@ func redriveOf(m message) (original []byte, id string, err error) {
 	default:
 		return nil, "", fmt.Errorf("event %s: the dead letter holds no original", d.EventID)
 	}
-	base := d.EventID
-	if i := strings.LastIndex(base, redriveMark); i >= 0 {
-		base = base[:i]
-	}
-	return original, base + redriveMark + strconv.FormatUint(m.seq, 10), nil
+	return original, originalID(d.EventID) + redriveMark + strconv.FormatUint(m.seq, 10), nil
 }
