@@ -4,13 +4,11 @@
 package dlq
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -207,18 +205,18 @@ func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 		verb = "would redrive"
 	}
 	done := 0
-	for _, ev := range events {
-		newest := ev.seqs[len(ev.seqs)-1]
-		raw, err := dlq.GetMsg(ctx, newest)
-		if err != nil {
-			return fmt.Errorf("seq %d: %w", newest, err)
+	// A second read, rather than fetching each newest dead letter by sequence, so that
+	// redrive needs no more permissions than ls and delete.
+	err = eachMsg(ctx, r.JS, r.Stream, Selection{}, func(m message) error {
+		ev := events[m.seq]
+		if ev == nil {
+			return nil
 		}
-		m := newMessage(newest, raw.Data)
 		original, id, err := redriveOf(m)
 		if err != nil {
 			skipped++
 			fmt.Fprintf(r.Out, "skipped seq %d: %v\n", m.seq, err)
-			continue
+			return nil
 		}
 		if !r.DryRun {
 			if err := sandbox.Publish(ctx, r.JS, r.Subject, id, original); err != nil {
@@ -232,6 +230,10 @@ func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 		}
 		done++
 		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s%s\n", verb, m.seq, m.body.EventID, m.body.Reason, id, older(ev.seqs))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if r.DryRun {
 		fmt.Fprintf(r.Out, "dry run: %d would be redriven to %s, %d skipped; nothing changed\n", done, r.Subject, skipped)
@@ -251,9 +253,9 @@ type event struct {
 }
 
 // scan reads the whole DLQ, so that an event's every dead letter is known, selected or
-// not, and returns the selected events in the order of their newest dead letters. A
+// not, and returns the selected events by the sequence of their newest dead letter. A
 // selected message that is not a dead letter is reported and counted in skipped.
-func (r *Redrive) scan(ctx context.Context, sel Selection) (events []*event, skipped int, err error) {
+func (r *Redrive) scan(ctx context.Context, sel Selection) (byNewest map[uint64]*event, skipped int, err error) {
 	byID := map[string]*event{}
 	err = eachMsg(ctx, r.JS, r.Stream, Selection{}, func(m message) error {
 		if m.body == nil {
@@ -276,13 +278,13 @@ func (r *Redrive) scan(ctx context.Context, sel Selection) (events []*event, ski
 	if err != nil {
 		return nil, 0, err
 	}
+	byNewest = map[uint64]*event{}
 	for _, ev := range byID {
 		if ev.selected {
-			events = append(events, ev)
+			byNewest[ev.seqs[len(ev.seqs)-1]] = ev
 		}
 	}
-	slices.SortFunc(events, func(a, b *event) int { return cmp.Compare(a.seqs[len(a.seqs)-1], b.seqs[len(b.seqs)-1]) })
-	return events, skipped, nil
+	return byNewest, skipped, nil
 }
 
 // older names the dead letters of an event besides the one sent, which left the DLQ with it.
