@@ -102,17 +102,18 @@ func (s *settings) graphClient() (worker.Creator, error) {
 // graphTokens is the token source of the settings: HWSTATE_GRAPH_TOKEN, or client
 // credentials, never both.
 func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
-	anyGiven := s.TenantID != "" || s.ClientID != "" || s.ClientSecret != "" || s.ClientCert != ""
+	secret, cert, token := s.ClientSecret.value, s.ClientCert.value, s.GraphToken.value
+	anyGiven := s.TenantID != "" || s.ClientID != "" || secret != "" || cert != ""
 	switch {
-	case s.GraphToken != "" && anyGiven:
+	case token != "" && anyGiven:
 		return nil, errors.New("two kinds of Graph credentials: --graph-token (HWSTATE_GRAPH_TOKEN) and client credentials are both set; give one")
-	case s.GraphToken != "":
-		return graph.StaticToken(s.GraphToken), nil
+	case token != "":
+		return graph.StaticToken(token), nil
 	case !anyGiven:
 		return nil, errors.New("no Graph credentials: set --tenant-id, --client-id and --client-secret or --client-cert " +
-			"(HWSTATE_TENANT_ID, HWSTATE_CLIENT_ID, HWSTATE_CLIENT_SECRET or HWSTATE_CLIENT_CERT), " +
+			"(HWSTATE_TENANT_ID, HWSTATE_CLIENT_ID, HWSTATE_CLIENT_SECRET or HWSTATE_CLIENT_CERT, each secret also as a file: *_FILE), " +
 			"or --graph-token (HWSTATE_GRAPH_TOKEN) for an emulator; see hwstate run --help")
-	case s.ClientSecret != "" && s.ClientCert != "":
+	case secret != "" && cert != "":
 		return nil, errors.New("two Graph client credentials: --client-secret and --client-cert are both set; give one")
 	}
 	var missing []string
@@ -122,15 +123,15 @@ func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
 	if s.ClientID == "" {
 		missing = append(missing, "--client-id (HWSTATE_CLIENT_ID)")
 	}
-	if s.ClientSecret == "" && s.ClientCert == "" {
+	if secret == "" && cert == "" {
 		missing = append(missing, "--client-secret (HWSTATE_CLIENT_SECRET) or --client-cert (HWSTATE_CLIENT_CERT)")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("half-given Graph client credentials: missing %s", strings.Join(missing, ", "))
 	}
-	creds := graph.ClientCredentials{Cloud: cloud, TenantID: s.TenantID, ClientID: s.ClientID, Secret: s.ClientSecret}
-	if s.ClientCert != "" {
-		pem, err := readPEM(s.ClientCert)
+	creds := graph.ClientCredentials{Cloud: cloud, TenantID: s.TenantID, ClientID: s.ClientID, Secret: secret}
+	if cert != "" {
+		pem, err := s.ClientCert.pem()
 		if err != nil {
 			return nil, err
 		}
@@ -139,15 +140,18 @@ func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
 	return graph.NewCredentialTokens(creds)
 }
 
-// readPEM reads --client-cert: the PEM itself (as a secret store may hand it over in the
-// environment) or the name of a file holding it.
-func readPEM(v string) ([]byte, error) {
-	if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
-		return []byte(v), nil
+// pem reads --client-cert: the PEM itself (as a secret store may hand it over), which is
+// anything holding "-----BEGIN" (openssl puts "Bag Attributes" before it), or else the name
+// of a file holding it. The error never shows the value: a PEM that did not look like one
+// would be a private key in the log.
+func (v *secret) pem() ([]byte, error) {
+	if strings.Contains(v.value, "-----BEGIN") {
+		return []byte(v.value), nil
 	}
-	data, err := os.ReadFile(v)
+	data, err := os.ReadFile(v.value)
 	if err != nil {
-		return nil, fmt.Errorf("--client-cert: %w", err)
+		return nil, fmt.Errorf("%s holds no PEM (no -----BEGIN line) and is not the name of a file that can be read (%w); "+
+			"its value is not shown, as it may be a key (--client-cert-file names its file in errors)", v.source(), pathCause(err))
 	}
 	return data, nil
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,12 +29,83 @@ type settings struct {
 	// The worker's streams, pace and retries, each a flag.
 	worker.Config
 
-	GraphCloud, GraphBaseURL                     string
-	TenantID, ClientID, ClientSecret, ClientCert string
-	GraphToken                                   string
-	GraphBatch                                   int
-	GraphTimeout                                 time.Duration
-	HTTPAddr, LogLevel                           string
+	GraphCloud, GraphBaseURL string
+	TenantID, ClientID       string
+	// The secret settings, each with a _FILE form.
+	ClientSecret, ClientCert, GraphToken secret
+	GraphBatch                           int
+	GraphTimeout                         time.Duration
+	HTTPAddr, LogLevel                   string
+}
+
+// secret is a secret setting (CONTRACT.md section 4): its value, or the name of a file
+// holding it in the _FILE form (--client-secret-file, HWSTATE_CLIENT_SECRET_FILE), the
+// convention of container secrets. Errors name the setting, and the file's path, but never
+// the value or the file's content.
+type secret struct {
+	flag        string
+	value, file string
+}
+
+func (v *secret) register(fs *flag.FlagSet, name, usage string) {
+	v.flag = name
+	fs.StringVar(&v.value, name, "", usage)
+	fs.StringVar(&v.file, name+"-file", "", "a file holding --"+name+", read at start, its trailing newline dropped (container secrets); instead of --"+name)
+}
+
+// resolve reads the value from the _FILE form when that is given.
+func (v *secret) resolve() error {
+	if v.file == "" {
+		return nil
+	}
+	if v.value != "" {
+		return fmt.Errorf("%s and %s are both set; give one", setting(v.flag), setting(v.flag+"-file"))
+	}
+	data, err := os.ReadFile(v.file)
+	if err != nil {
+		return fmt.Errorf("%s: cannot read %s: %w", setting(v.flag+"-file"), v.file, pathCause(err))
+	}
+	value := string(data)
+	if !trimSuffix(&value, "\r\n") {
+		trimSuffix(&value, "\n")
+	}
+	if value == "" {
+		return fmt.Errorf("%s: %s is empty", setting(v.flag+"-file"), v.file)
+	}
+	v.value = value
+	return nil
+}
+
+// source names the form the value was given in, for errors about it.
+func (v *secret) source() string {
+	if v.file != "" {
+		return setting(v.flag+"-file") + " (the content of " + v.file + ")"
+	}
+	return setting(v.flag)
+}
+
+func trimSuffix(s *string, suffix string) bool {
+	t, ok := strings.CutSuffix(*s, suffix)
+	*s = t
+	return ok
+}
+
+// pathCause is a file operation's failure without the path, which the caller names (or,
+// when the path may be a secret given in the wrong setting, does not).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// setting names a flag and its environment variable, as errors show them.
+func setting(flag string) string { return "--" + flag + " (" + envName(flag) + ")" }
+
+// envName is a flag's environment variable.
+func envName(flag string) string {
+	return "HWSTATE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // fetchBatch is a message count or "auto".
@@ -71,9 +146,9 @@ func (s *settings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.GraphBaseURL, "graph-base-url", "", "Graph base URL; empty: the cloud's https://<graph host>/beta")
 	fs.StringVar(&s.TenantID, "tenant-id", "", "sign-in with client credentials (any cloud): the tenant (directory) id of the app registration; with --client-id and one of --client-secret or --client-cert")
 	fs.StringVar(&s.ClientID, "client-id", "", "sign-in: the app registration's application (client) id; it needs the application permission DeviceManagementConfiguration.ReadWrite.All with admin consent")
-	fs.StringVar(&s.ClientSecret, "client-secret", "", "sign-in: a client secret of the app registration (prefer the environment variable; never logged)")
-	fs.StringVar(&s.ClientCert, "client-cert", "", "sign-in: the app registration's certificate, a PEM file (or the PEM itself) with the certificate and its unencrypted private key; instead of --client-secret")
-	fs.StringVar(&s.GraphToken, "graph-token", "", "a fixed bearer token instead of client credentials (emulators, tests; never refreshed)")
+	s.ClientSecret.register(fs, "client-secret", "sign-in: a client secret of the app registration (prefer --client-secret-file or the environment variable; never logged)")
+	s.ClientCert.register(fs, "client-cert", "sign-in: the app registration's certificate with its unencrypted private key: the PEM itself (anything holding -----BEGIN) or the name of a file holding it; instead of --client-secret")
+	s.GraphToken.register(fs, "graph-token", "a fixed bearer token instead of client credentials (emulators, tests; never refreshed)")
 	fs.IntVar(&s.GraphBatch, "graph-batch", 1, "creates per Graph $batch request, 1 to 20 (1 = no $batch); batches fill only with --concurrency at least this and a rate that lets that many go at once, and Graph counts every create in them against its limits")
 	fs.DurationVar(&s.GraphTimeout, "graph-timeout", 30*time.Second, "one Graph request's time limit")
 	fs.Float64Var(&s.Rate, "rate", worker.DefaultRate, "Graph creates per second for this process, at most: a 429 lowers the rate in force, successes raise it back (Intune publishes 100 writes per 20 s per app per tenant; with N replicas the tenant sees up to N times this)")
@@ -96,6 +171,11 @@ func (s *settings) register(fs *flag.FlagSet) {
 func (s *settings) parse(fs *flag.FlagSet, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	for _, v := range []*secret{&s.ClientSecret, &s.ClientCert, &s.GraphToken} {
+		if err := v.resolve(); err != nil {
+			return err
+		}
 	}
 	// A claim on an event outlives any request sent under it (worker.Config.ClaimTTL).
 	s.ClaimTTL = 2*s.GraphTimeout + 5*time.Second
@@ -135,6 +215,12 @@ func (n *natsFlags) url() string {
 func (n *natsFlags) connect(url string, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
 	nopts := []nats.Option{nats.Name("hwstate"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
 	if n.Creds != "" {
+		// Read here first so that a failure is told without the value: given the file's
+		// content by mistake, nats.go's error would quote the credentials as a file name.
+		if _, err := os.Stat(n.Creds); err != nil {
+			return nil, nil, fmt.Errorf("--nats-creds (HWSTATE_NATS_CREDS) is not the name of a file that can be read (%w); "+
+				"its value is not shown, in case it holds the credentials themselves", pathCause(err))
+		}
 		nopts = append(nopts, nats.UserCredentials(n.Creds))
 	}
 	if n.CA != "" {
@@ -142,7 +228,9 @@ func (n *natsFlags) connect(url string, opts ...jetstream.JetStreamOpt) (*nats.C
 	}
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS %s: %w", url, err)
+		// nats.go quotes a URL that does not parse, password and all.
+		shown, secrets := redactURLs(url)
+		return nil, nil, fmt.Errorf("connect to NATS %s: %w", shown, &redactedError{err: err, secrets: secrets})
 	}
 	js, err := jetstream.New(nc, opts...)
 	if err != nil {
@@ -151,6 +239,69 @@ func (n *natsFlags) connect(url string, opts ...jetstream.JetStreamOpt) (*nats.C
 	}
 	return nc, js, nil
 }
+
+// redactURLs is a comma-separated list of NATS URLs as errors and logs may show it: every
+// password (nats://user:password@host) and every token given as a URL's user
+// (nats://token@host) replaced by xxxxx. It works on the text, not on parsed URLs, so that a
+// URL that does not parse is masked too; secrets are what it masked.
+func redactURLs(urls string) (shown string, secrets []string) {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		scheme, rest, ok := strings.Cut(u, "://")
+		if !ok {
+			scheme, rest = "", u
+		} else {
+			scheme += "://"
+		}
+		at := strings.LastIndex(rest, "@")
+		if at < 0 {
+			continue
+		}
+		user, password, hasPassword := strings.Cut(rest[:at], ":")
+		if hasPassword {
+			parts[i] = scheme + user + ":" + redacted + rest[at:]
+			secrets = append(secrets, password)
+		} else {
+			parts[i] = scheme + redacted + rest[at:]
+			secrets = append(secrets, user)
+		}
+	}
+	return strings.Join(parts, ","), secrets
+}
+
+// redacted is what stands for a secret in errors and logs.
+const redacted = "xxxxx"
+
+// redactedError is err with the given secrets masked in its text, in case it quotes them;
+// errors.Is and errors.As still see err.
+type redactedError struct {
+	err     error
+	secrets []string
+}
+
+func (e *redactedError) Error() string {
+	// Why a URL does not parse may quote a piece of its password ("invalid port").
+	if ue := (*url.Error)(nil); len(e.secrets) > 0 && errors.As(e.err, &ue) {
+		return "a URL does not parse (why is not shown: it may quote a piece of a password)"
+	}
+	text := e.err.Error()
+	for _, s := range e.secrets {
+		if s == "" {
+			continue
+		}
+		text = strings.ReplaceAll(text, s, redacted)
+		// As a URL quoted with %q shows it.
+		if quoted := strconv.Quote(s); len(quoted) > 2 {
+			text = strings.ReplaceAll(text, quoted[1:len(quoted)-1], redacted)
+		}
+		if unescaped, err := url.PathUnescape(s); err == nil && unescaped != "" {
+			text = strings.ReplaceAll(text, unescaped, redacted)
+		}
+	}
+	return text
+}
+
+func (e *redactedError) Unwrap() error { return e.err }
 
 func (s *settings) validate() error {
 	var problems []string
@@ -184,7 +335,7 @@ func newFlagSet(name string, stdout, stderr io.Writer, synopsis string) *flag.Fl
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "%s\n\nEvery flag is also an environment variable HWSTATE_<FLAG> (upper case, dashes as underscores); the flag wins.\n\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
-			env := "HWSTATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+			env := envName(f.Name)
 			def := f.DefValue
 			if def == "" {
 				def = `""`
