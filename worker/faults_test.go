@@ -14,6 +14,7 @@ import (
 
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -70,24 +71,13 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for r.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("still ready 20 s after the store filled")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 20*time.Second, "readiness to fail once the store filled", func() bool { return !r.Ready() })
 	if err := h.js.DeleteStream(ctx, "FILLER"); err != nil {
 		t.Fatal(err)
 	}
 	out := h.waitOutputs(len(first)+len(second), 60*time.Second)
 	h.checkExactlyOnce(append(first, second...), out)
-	for !r.Ready() {
-		if time.Now().After(deadline.Add(30 * time.Second)) {
-			t.Fatal("not ready again after space returned")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 30*time.Second, "readiness once space returned", r.Ready)
 }
 
 // Ids over 256 bytes and bodies near a lowered max payload: every event still gets an
@@ -184,7 +174,7 @@ func TestShutdownWithHangingCreatesEndsWithinTheGrace(t *testing.T) {
 	for i, id := range all {
 		h.publish(id, event(configOK, i))
 	}
-	waitFor(t, 10*time.Second, "creates in flight", func() bool { return h.emu.Stats().Requests >= uint64(len(all)) })
+	proctest.WaitFor(t, 10*time.Second, "creates in flight", func() bool { return h.emu.Stats().Requests >= uint64(len(all)) })
 	start := time.Now()
 	r.stop(t)
 	if d := time.Since(start); d > 5*time.Second {
@@ -229,18 +219,6 @@ func TestResultFitsTheMaxPayload(t *testing.T) {
 	rs := out.results["big"]
 	if len(rs) != 1 || !rs[0].CreatedTruncated || string(rs[0].Created) != fmt.Sprintf(`{"id":%q}`, rs[0].GraphID) {
 		t.Fatalf("results %+v, want created cut to its id", rs)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -7,7 +7,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
@@ -45,6 +48,28 @@ func newHarness(t *testing.T, emuCfg emulator.Config, natsOpts ...natstest.Optio
 	}
 }
 
+// breakerTimeout is how long the breaker of the harness's workers stays open before a probe.
+const breakerTimeout = 200 * time.Millisecond
+
+// observedLogger is a logger that writes to the test's log and to logs, for a test to count
+// what the worker said.
+func (h *harness) observedLogger() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.DebugLevel)
+	return zap.New(zapcore.NewTee(zaptest.NewLogger(h.t).Core(), core)), logs
+}
+
+// breakerOpens counts how often the worker's breaker opened: once when it tripped, once more
+// for each probe that failed.
+func breakerOpens(logs *observer.ObservedLogs) int {
+	n := 0
+	for _, e := range logs.FilterMessage("graph circuit breaker").All() {
+		if e.ContextMap()["to"] == "open" {
+			n++
+		}
+	}
+	return n
+}
+
 // running is a worker started by a test.
 type running struct{ *sandbox.Running }
 
@@ -54,7 +79,7 @@ func (h *harness) start(opts ...worker.Option) *running {
 	opts = append([]worker.Option{
 		worker.WithLogger(zaptest.NewLogger(h.t)),
 		worker.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
-		worker.WithBreakerTimeout(200 * time.Millisecond),
+		worker.WithBreakerTimeout(breakerTimeout),
 	}, opts...)
 	var creator worker.Creator = h.client
 	if h.creator != nil {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -137,21 +138,30 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 // TestPacerPauseHoldsTokensReservedBefore: a sender already queued for a token when a 429
 // comes does not send at its token's time, inside the pause, but after the pause.
 func TestPacerPauseHoldsTokensReservedBefore(t *testing.T) {
-	p := newPacer(2, 1, nil) // a token every 500 ms
+	p := newPacer(1, 1, nil) // a token a second
 	if err := p.wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	done := make(chan time.Duration)
+	sent := make(chan time.Time, 1)
 	go func() {
-		_ = p.wait(context.Background()) // queued for the token due in 500 ms
-		done <- time.Since(start)
+		_ = p.wait(context.Background()) // queues for the token due in a second
+		sent <- time.Now()
 	}()
-	time.Sleep(100 * time.Millisecond)
-	const pause = time.Second
+	// The sender has its token reserved once the limiter owes one: TokensAt a time before
+	// its last update is the count the reservation left.
+	for p.limiter.TokensAt(time.Time{}) >= 0 {
+		select {
+		case <-sent:
+			t.Fatal("sent at once: the test needs the sender queued for a token")
+		default:
+			runtime.Gosched()
+		}
+	}
+	const pause = 1500 * time.Millisecond // past the reserved token's time
+	paused := time.Now()
 	p.throttled(pause)
-	if waited := <-done; waited < 100*time.Millisecond+pause {
-		t.Errorf("sent after %s, within the pause that began at 100 ms and lasts %s", waited, pause)
+	if at := <-sent; at.Sub(paused) < pause {
+		t.Errorf("sent %s into a pause of %s", at.Sub(paused), pause)
 	}
 }
 

@@ -29,16 +29,13 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for {
+	proctest.WaitFor(b, 10*time.Minute, "every event's result", func() bool {
 		n, err := sandbox.Count(ctx, sb.JS, worker.DefaultResultStream)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n >= uint64(b.N) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return n >= uint64(b.N)
+	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	if err := w.Stop(ctx); err != nil {

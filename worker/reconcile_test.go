@@ -10,6 +10,7 @@ import (
 
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -100,7 +101,7 @@ func TestUnlistableGraphStillCreates(t *testing.T) {
 	h.creator = createOnly{h.client}
 	r := h.start()
 	h.publish("ev", event(configOK, 1))
-	waitFor(t, 20*time.Second, "a second create", func() bool { return h.emu.Stats().Creates >= 2 })
+	proctest.WaitFor(t, 20*time.Second, "a second create", func() bool { return h.emu.Stats().Creates >= 2 })
 	r.stop(t)
 }
 

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,12 +22,7 @@ func TestNATSRestartMidFlow(t *testing.T) {
 	start := time.Now()
 	for restart := range 2 {
 		want := uint64((restart + 1) * n / 3)
-		for h.streamMsgs(worker.DefaultResultStream) < want {
-			if time.Since(start) > time.Minute {
-				t.Fatalf("fewer than %d results after a minute", want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		proctest.WaitFor(t, time.Minute, fmt.Sprintf("%d results", want), func() bool { return h.streamMsgs(worker.DefaultResultStream) >= want })
 		at := h.streamMsgs(worker.DefaultResultStream)
 		if at >= n {
 			t.Fatal("all done before the restart: not mid-flow")

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/entratest"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -48,20 +50,28 @@ func TestSignInFailuresRevealNoSecret(t *testing.T) {
 			}
 			h := newHarness(t, emulator.Config{Token: tt.graphToken})
 			h.client.Tokens = tokens
+			h.cfg.MaxAttempts = 2
 			core, logs := observer.New(zap.DebugLevel)
 			h.start(worker.WithLogger(zap.New(core)))
-			h.publish("signin-1", event(configOK, 1))
-			h.publish("signin-2", event(configOK, 2))
-
-			deadline := time.Now().Add(10 * time.Second)
-			for logs.FilterMessageSnippet(tt.wantLog).Len() < 2 {
-				if time.Now().After(deadline) {
-					t.Fatalf("no log saying %q in 10s", tt.wantLog)
-				}
-				time.Sleep(50 * time.Millisecond)
+			events := []string{"signin-1", "signin-2"}
+			for i, id := range events {
+				h.publish(id, event(configOK, i+1))
 			}
-			time.Sleep(500 * time.Millisecond) // room for a wrong outcome to show
-			if n := h.streamMsgs(worker.DefaultDLQStream) + h.streamMsgs(worker.DefaultResultStream); n != 0 {
+
+			// Each event is told its failure more often than it has attempts: a worker that
+			// counted these failures as the event's would have given it an outcome by then.
+			outcomes := func() uint64 {
+				return h.streamMsgs(worker.DefaultDLQStream) + h.streamMsgs(worker.DefaultResultStream)
+			}
+			proctest.WaitFor(t, 20*time.Second, fmt.Sprintf("each event's log saying %q %d times, or an outcome", tt.wantLog, h.cfg.MaxAttempts+1), func() bool {
+				for _, id := range events {
+					if logs.FilterMessageSnippet(tt.wantLog).FilterField(zap.String("event_id", id)).Len() <= h.cfg.MaxAttempts {
+						return outcomes() != 0
+					}
+				}
+				return true
+			})
+			if n := outcomes(); n != 0 {
 				t.Errorf("%d outcomes for events that must wait for working credentials", n)
 			}
 			enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
@@ -249,13 +250,7 @@ func TestUnauthorizedWaitsInsteadOfDeadLettering(t *testing.T) {
 	h.cfg.MaxAttempts = 2
 	h.start()
 	h.publish("ev", event(configOK, 1))
-	deadline := time.Now().Add(10 * time.Second)
-	for h.emu.Stats().Unauthorized < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator %+v", h.emu.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 10*time.Second, "4 requests answered 401", func() bool { return h.emu.Stats().Unauthorized >= 4 })
 	if n := h.streamMsgs(worker.DefaultDLQStream); n != 0 {
 		t.Fatalf("%d dead letters for a credentials problem", n)
 	}
@@ -269,19 +264,33 @@ func TestUnauthorizedWaitsInsteadOfDeadLettering(t *testing.T) {
 }
 
 // While Graph is down the breaker opens: events wait, nothing is dead-lettered even with a
-// low MaxAttempts, few requests reach Graph, and everything is created once it is back.
+// low MaxAttempts while probes fail one after another, no more requests reach Graph than the
+// breaker lets through, and everything is created once it is back.
 func TestOutageDeadLettersNothing(t *testing.T) {
 	h := newHarness(t, emulator.Config{Outage: true})
 	h.cfg.MaxAttempts = 3
-	h.start()
+	logger, logs := h.observedLogger()
+	start := time.Now()
+	h.start(worker.WithLogger(logger))
 	const n = 50
 	for i := range n {
 		h.publish(fmt.Sprintf("ev-%d", i), event(configOK, i))
 	}
-	time.Sleep(2 * time.Second)
-	during := h.emu.Stats().Requests
+	// The breaker opens once, then each failed probe opens it again: as many failed probes as
+	// an event has attempts.
+	opens := func() int { return breakerOpens(logs) }
+	proctest.WaitFor(t, 30*time.Second, "the breaker to open and MaxAttempts probes to fail", func() bool {
+		return opens() >= 1+h.cfg.MaxAttempts
+	})
+	during, elapsed := h.emu.Stats().Requests, time.Since(start)
 	if got := h.streamMsgs(worker.DefaultDLQStream); got != 0 {
 		t.Fatalf("%d dead letters during the outage", got)
+	}
+	// What reaches Graph: the failures that trip the breaker and those already in flight
+	// then, and after that one probe per breaker timeout at the most.
+	bound := uint64(worker.BreakerMinRequests + h.cfg.Concurrency + int(elapsed/breakerTimeout) + 1)
+	if during > bound {
+		t.Errorf("%d requests in a %s outage (%d breaker opens): more than the %d the breaker lets through", during, elapsed, opens(), bound)
 	}
 	cfg := h.emu.Config()
 	cfg.Outage = false
@@ -289,10 +298,6 @@ func TestOutageDeadLettersNothing(t *testing.T) {
 	out := h.waitOutputs(n, 30*time.Second)
 	if len(out.results) != n || len(out.dlq) != 0 {
 		t.Fatalf("%d results, %d dead letters", len(out.results), len(out.dlq))
-	}
-	t.Logf("requests during a 2 s outage: %d (for %d events)", during, n)
-	if during > 3*n {
-		t.Errorf("%d requests during the outage: the breaker did not hold them back", during)
 	}
 }
 
@@ -320,17 +325,10 @@ func TestLedgerAnswersRedeliveries(t *testing.T) {
 	}
 	before := h.emu.Stats().Requests
 	h.start()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	proctest.WaitFor(t, 10*time.Second, "the redelivered event's ack", func() bool {
 		info, err := s.Consumer(ctx, worker.DefaultConsumer)
-		if err == nil && info.CachedInfo().AckFloor.Stream >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redelivered event not acked")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && info.CachedInfo().AckFloor.Stream >= 1
+	})
 	if after := h.emu.Stats().Requests; after != before {
 		t.Errorf("%d requests to Graph for a recorded event", after-before)
 	}
@@ -350,14 +348,10 @@ func TestShutdownMidFlowLosesNothing(t *testing.T) {
 	for i := range n {
 		h.publish(fmt.Sprintf("ev-%d", i), event(configOK, i))
 	}
-	time.Sleep(500 * time.Millisecond)
-	start := time.Now()
+	proctest.WaitCount(t, h.js, n/10, 30*time.Second)
 	r.stop(t)
-	stopped := time.Since(start)
-	mid := h.streamMsgs(worker.DefaultResultStream)
-	t.Logf("stopped in %s with %d of %d done", stopped, mid, n)
-	if mid == 0 || mid == n {
-		t.Fatalf("%d of %d done at shutdown: not mid-flow", mid, n)
+	if mid := h.streamMsgs(worker.DefaultResultStream); mid == n {
+		t.Fatalf("all %d done at shutdown: not mid-flow", n)
 	}
 	h.start()
 	out := h.waitOutputs(n, 60*time.Second)

@@ -31,14 +31,11 @@ func TestEmulateGraphFlags(t *testing.T) {
 		}
 	})
 	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/beta`)
-	deadline := time.Now().Add(10 * time.Second)
 	var m []string
-	for m = addr.FindStringSubmatch(stdout.String()); m == nil; m = addr.FindStringSubmatch(stdout.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no address in %q", stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 10*time.Second, "the address on stdout", func() bool {
+		m = addr.FindStringSubmatch(stdout.String())
+		return m != nil
+	})
 	resp, err := http.Get("http://" + m[1] + "/_emulator/config")
 	if err != nil {
 		t.Fatal(err)

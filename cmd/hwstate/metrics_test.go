@@ -235,9 +235,6 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ack.Duplicate {
-			time.Sleep(200 * time.Millisecond)
-		}
 		return !ack.Duplicate
 	})
 	e.waitFor("hwstate_ledger_hits_total to count the redelivery", func() bool {

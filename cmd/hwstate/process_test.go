@@ -151,7 +151,6 @@ func TestProcessSIGKILL(t *testing.T) {
 	start := time.Now()
 	for kill := range 3 {
 		at := r.waitMidFlow((kill+1)*n/5+rand.IntN(n/10), n)
-		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
 		p.Kill()
 		t.Logf("kill %d: at least %d of %d done", kill+1, at, n)
 		p = r.start("HWSTATE_RATE=500")
@@ -209,21 +208,35 @@ func TestProcessReplicas(t *testing.T) {
 		at, n, time.Since(start).Round(time.Millisecond), reconciled(out), r.graph.Stats())
 }
 
-// Graph down for 20 s mid-flow with HWSTATE_MAX_ATTEMPTS=3: the breaker holds the events,
-// nothing is dead-lettered, few requests reach Graph, and all are created once it is back.
+// The worker's breaker as `hwstate run` sets it up (worker.breakerMinRequests and the default
+// of worker.WithBreakerTimeout, which run has no setting for).
+const (
+	breakerMinRequests = 10
+	breakerTimeout     = 10 * time.Second
+	// breakerOpened is the line the worker logs each time the breaker opens.
+	breakerOpened = `"msg":"graph circuit breaker","from":`
+)
+
+// Graph down mid-flow with HWSTATE_MAX_ATTEMPTS=3, until the breaker has opened and a probe
+// has failed: the breaker holds the events, nothing is dead-lettered, no more requests reach
+// Graph than the breaker lets through, and all are created once it is back.
 func TestProcessGraphOutage(t *testing.T) {
 	proctest.SkipShort(t)
 	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
-	const n, outage = 1500, 20 * time.Second
-	r.start("HWSTATE_MAX_ATTEMPTS=3")
+	const n = 1500
+	p := r.start("HWSTATE_MAX_ATTEMPTS=3")
 	ids := r.publish(n)
 	r.waitMidFlow(n/5, n)
+	// The breaker opens when the failures trip it, and again when its probe fails.
+	tripped, probeFailed := breakerOpened+`"closed","to":"open"`, breakerOpened+`"half-open","to":"open"`
+	trips, probes := strings.Count(p.Output(), tripped), strings.Count(p.Output(), probeFailed)
 	cfg := r.graph.Config()
 	cfg.Outage = true
 	r.graph.SetConfig(cfg)
-	before := r.graph.Stats()
-	time.Sleep(outage)
-	during := r.graph.Stats()
+	before, down := r.graph.Stats(), time.Now()
+	p.WaitOutputCount(t, tripped, trips+1, time.Minute)
+	p.WaitOutputCount(t, probeFailed, probes+1, time.Minute)
+	during, elapsed := r.graph.Stats(), time.Since(down)
 	cfg.Outage = false
 	r.graph.SetConfig(cfg)
 	out := r.waitDone(ids, 2*time.Minute)
@@ -231,8 +244,15 @@ func TestProcessGraphOutage(t *testing.T) {
 		t.Errorf("%d dead letters for an outage", len(out.DeadLetters))
 	}
 	r.checkCreates(ids)
-	t.Logf("Graph down for %s with %d of %d events still to do: %d requests reached it while down (%d answered 503)",
-		outage, n-int(before.Creates), n, during.Requests-before.Requests, during.ServerErrors-before.ServerErrors)
+	// What reaches Graph: the failures that trip the breaker and those already in flight
+	// then, and after that one probe per breaker timeout at the most.
+	bound := uint64(breakerMinRequests + worker.DefaultConcurrency + int(elapsed/breakerTimeout) + 1)
+	got := during.Requests - before.Requests
+	if got > bound {
+		t.Errorf("%d requests reached Graph in a %s outage, more than the %d the breaker lets through", got, elapsed.Round(time.Millisecond), bound)
+	}
+	t.Logf("Graph down for %s: %d requests reached it (at most %d), %d answered 503",
+		elapsed.Round(time.Millisecond), got, bound, during.ServerErrors-before.ServerErrors)
 }
 
 // The NATS server stops and starts again on the same store mid-flow: the process reconnects

@@ -112,13 +112,7 @@ func TestProcessTokenNeverWritten(t *testing.T) {
 	ids := r.publishMixed(200, 20, 20)
 	// Until the breaker opens on them (10 in a row) or a little after.
 	p.WaitOutput(t, "DeviceManagementConfiguration.ReadWrite.All", 30*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for r.graph.Stats().Unauthorized < 10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator %+v: the worker did not meet the 401s", r.graph.Stats())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 30*time.Second, "10 requests answered 401", func() bool { return r.graph.Stats().Unauthorized >= 10 })
 	cfg := r.graph.Config()
 	cfg.Token = token
 	r.graph.SetConfig(cfg)
@@ -149,13 +143,7 @@ func TestProcessClientSecretNeverWritten(t *testing.T) {
 	ids := r.publishMixed(50, 10, 0)
 	start := time.Now()
 	proctest.WaitCount(t, r.js, 10, 30*time.Second) // the invalid ones need no Graph
-	deadline := time.Now().Add(30 * time.Second)
-	for tunnels.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sign-in attempts reached the proxy", tunnels.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(t, 30*time.Second, "2 sign-in attempts at the proxy", func() bool { return tunnels.Load() >= 2 })
 	signIn := time.Since(start)
 	term := time.Now()
 	if err := p.Signal(syscall.SIGTERM); err != nil {

@@ -65,13 +65,7 @@ func (e *toolEnv) startWorker() {
 // waitFor polls cond for up to 30 s: generous, for a machine shared by parallel test runs.
 func (e *toolEnv) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("waited 30s for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.WaitFor(e.t, 30*time.Second, what, cond)
 }
 
 // msgs is the number of messages now in the stream (0 when it does not exist).

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hwstate/hwstate/internal/proctest"
 	"github.com/hwstate/hwstate/internal/sandbox"
 )
 
@@ -118,8 +119,7 @@ func Cluster(t testing.TB) []*Server {
 // follows: before that, creating a stream times out.
 func waitMetaLeader(t testing.TB, nodes []*Server) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	proctest.WaitFor(t, 30*time.Second, "the cluster to elect a JetStream meta leader", func() bool {
 		leaders, current := 0, 0
 		for _, s := range nodes {
 			if s.JetStreamIsLeader() {
@@ -129,14 +129,8 @@ func waitMetaLeader(t testing.TB, nodes []*Server) {
 				current++
 			}
 		}
-		if leaders == 1 && current == len(nodes) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cluster elected no JetStream meta leader in 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return leaders == 1 && current == len(nodes)
+	})
 }
 
 // freePorts finds n free loopback ports; a cluster must know its routes before it starts.

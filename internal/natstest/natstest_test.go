@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
 )
 
 // Each kind of server takes JetStream work from a client with the right options, keeps it
@@ -43,23 +44,16 @@ func TestServers(t *testing.T) {
 			s.Restart(t)
 			// A request right after the restart may find the stream not yet recovered, or go
 			// out as the client reconnects and never be answered: each try has its own limit.
-			for {
+			proctest.WaitFor(t, 20*time.Second, "the stream with its message after the restart", func() bool {
 				try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+				defer cancelTry()
 				stream, err := js.Stream(try, "S")
-				if err == nil {
-					var info *jetstream.StreamInfo
-					info, err = stream.Info(try)
-					if err == nil && info.State.Msgs == 1 {
-						cancelTry()
-						break
-					}
+				if err != nil {
+					return false
 				}
-				cancelTry()
-				if ctx.Err() != nil {
-					t.Fatalf("stream after restart: %v", err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				info, err := stream.Info(try)
+				return err == nil && info.State.Msgs == 1
+			})
 			if len(c.options) == 0 {
 				return
 			}

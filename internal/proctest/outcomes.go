@@ -46,16 +46,9 @@ func Count(t testing.TB, js jetstream.JetStream) int {
 // WaitCount waits until the result and DLQ streams hold at least n messages.
 func WaitCount(t testing.TB, js jetstream.JetStream, n int, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		got := Count(t, js)
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d outcomes after %s", got, n, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
+	got := 0
+	if !Poll(limit, func() bool { got = Count(t, js); return got >= n }) {
+		t.Fatalf("%d of %d outcomes after %s", got, n, limit)
 	}
 }
 

@@ -94,15 +94,26 @@ func (p *Process) Output() string { return p.out.String() }
 // passes first.
 func (p *Process) WaitOutput(t testing.TB, s string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(p.Output(), s) {
-		if p.Exited() {
-			t.Fatalf("hwstate exited (%v) before writing %q:\n%s", p.cmd.ProcessState, s, p.Output())
+	p.WaitOutputCount(t, s, 1, limit)
+}
+
+// WaitOutputCount waits until the output holds s at least n times; it fails t if the
+// process exits or limit passes first.
+func (p *Process) WaitOutputCount(t testing.TB, s string, n int, limit time.Duration) {
+	t.Helper()
+	exited := false
+	held := Poll(limit, func() bool {
+		if strings.Count(p.Output(), s) >= n {
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hwstate did not write %q in %s:\n%s", s, limit, p.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
+		exited = p.Exited()
+		return exited
+	})
+	switch {
+	case exited:
+		t.Fatalf("hwstate exited (%v) before writing %q %d times:\n%s", p.cmd.ProcessState, s, n, p.Output())
+	case !held:
+		t.Fatalf("hwstate did not write %q %d times in %s:\n%s", s, n, limit, p.Output())
 	}
 }
 

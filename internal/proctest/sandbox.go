@@ -44,15 +44,13 @@ func NewSandbox(t testing.TB, cfg emulator.Config, opts ...sandbox.Option) *Sand
 func (s *Sandbox) Settle(t testing.TB) {
 	t.Helper()
 	const quiet = 200 * time.Millisecond
-	deadline := time.Now().Add(10 * time.Second)
 	idleSince := time.Now()
-	for time.Since(idleSince) < quiet {
+	if !Poll(10*time.Second, func() bool {
 		if s.inFlight.Load() != 0 {
 			idleSince = time.Now()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator is still answering %d requests", s.inFlight.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return time.Since(idleSince) >= quiet
+	}) {
+		t.Fatalf("the emulator is still answering %d requests", s.inFlight.Load())
 	}
 }
