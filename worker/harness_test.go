@@ -2,9 +2,12 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -146,3 +149,28 @@ const (
 
 // event is a valid event body for the configuration, distinct per i.
 func event(config string, i int) []byte { return sandbox.Event(config, i) }
+
+// checkCreatedOnce fails the test unless the event id, published as event(configOK, i), has
+// one complete result of a create on the first attempt, and Graph holds it once.
+func (h *harness) checkCreatedOnce(out outputs, id string, i int) {
+	h.t.Helper()
+	rs := out.results[id]
+	if len(rs) != 1 {
+		h.t.Fatalf("%s: %d results, want 1", id, len(rs))
+	}
+	r := rs[0]
+	if r.HardwareConfigurationID != configOK || r.Status != 201 || r.Attempts != 1 ||
+		r.ClientRequestID != graph.ClientRequestID(id) || r.GraphRequestID == "" || r.CompletedAt.IsZero() {
+		h.t.Errorf("%s: incomplete result %+v", id, r)
+	}
+	if _, err := uuid.Parse(r.GraphID); err != nil {
+		h.t.Errorf("%s: graphId %q: %v", id, r.GraphID, err)
+	}
+	var created map[string]any
+	if err := json.Unmarshal(r.Created, &created); err != nil || created["id"] != r.GraphID || created["upn"] != fmt.Sprintf("u%d@contoso.com", i) {
+		h.t.Errorf("%s: created %s (%v)", id, r.Created, err)
+	}
+	if c := h.emu.CreatesFor(r.ClientRequestID); c != 1 {
+		h.t.Errorf("%s: %d creates at the emulator", id, c)
+	}
+}

@@ -3,13 +3,11 @@ package worker_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/graph"
@@ -31,26 +29,7 @@ func TestHappyPathCreatesEachEventOnce(t *testing.T) {
 		t.Fatalf("dead letters: %v", out.dlq)
 	}
 	for i := range n {
-		id := fmt.Sprintf("ev-%d", i)
-		rs := out.results[id]
-		if len(rs) != 1 {
-			t.Fatalf("%s: %d results, want 1", id, len(rs))
-		}
-		r := rs[0]
-		if r.HardwareConfigurationID != configOK || r.Status != 201 || r.Attempts != 1 ||
-			r.ClientRequestID != graph.ClientRequestID(id) || r.GraphRequestID == "" || r.CompletedAt.IsZero() {
-			t.Errorf("%s: incomplete result %+v", id, r)
-		}
-		if _, err := uuid.Parse(r.GraphID); err != nil {
-			t.Errorf("%s: graphId %q: %v", id, r.GraphID, err)
-		}
-		var created map[string]any
-		if err := json.Unmarshal(r.Created, &created); err != nil || created["id"] != r.GraphID || created["upn"] != fmt.Sprintf("u%d@contoso.com", i) {
-			t.Errorf("%s: created %s (%v)", id, r.Created, err)
-		}
-		if c := h.emu.CreatesFor(r.ClientRequestID); c != 1 {
-			t.Errorf("%s: %d creates at the emulator", id, c)
-		}
+		h.checkCreatedOnce(out, fmt.Sprintf("ev-%d", i), i)
 	}
 	if s := h.emu.Stats(); s.Creates != n || s.Duplicates != 0 {
 		t.Errorf("emulator: %+v", s)

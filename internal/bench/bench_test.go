@@ -20,10 +20,10 @@ func TestRunUnlimited(t *testing.T) {
 	dir := t.TempDir()
 	bin := proctest.NewBinary(dir).Path(t)
 	var progress proctest.Buffer
-	run := func(events int) *bench.Report {
+	run := func(events, graphBatch int) *bench.Report {
 		t.Helper()
 		r, err := bench.Run(context.Background(), bench.Config{
-			Scenario: "unlimited", Events: events, Executable: bin, Progress: &progress, Timeout: 5 * time.Minute,
+			Scenario: "unlimited", Events: events, GraphBatch: graphBatch, Executable: bin, Progress: &progress, Timeout: 5 * time.Minute,
 		})
 		if err != nil {
 			t.Fatalf("bench: %v\n%s", err, progress.String())
@@ -32,7 +32,7 @@ func TestRunUnlimited(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	r := run(500)
+	r := run(500, 0)
 	if err := r.WriteJSON(&out); err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +68,10 @@ func TestRunUnlimited(t *testing.T) {
 		t.Errorf("plot is not an SVG with lines:\n%.300s", svg)
 	}
 
+	// With $batch, the table says how many batches carried the creates, and how full.
 	var table bytes.Buffer
-	run(200).WriteTable(&table)
-	for _, want := range []string{"events/s", "latency p99 ms", "cpu ms/1000 events", "peak RSS MiB", "redeliveries", "duplicate creates"} {
+	run(200, 20).WriteTable(&table)
+	for _, want := range []string{"events/s", "latency p99 ms", "cpu ms/1000 events", "peak RSS MiB", "redeliveries", "duplicate creates", "Graph $batch requests", "creates per $batch", "429 share %"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

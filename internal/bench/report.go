@@ -86,6 +86,13 @@ func (r *result) report() *Report {
 	add("graph_requests", "Graph creates sent (429s included)", float64(r.requests), 0)
 	if sc.graphBatch > 1 {
 		add("graph_batches", "Graph $batch requests", float64(r.batches), 0)
+		// How full the batches were: --graph-batch when every one is, lower when the tail
+		// of each pull, or creates trickling in, send them part-full.
+		perBatch := 0.0
+		if r.batches > 0 {
+			perBatch = float64(r.requests) / float64(r.batches)
+		}
+		add("creates_per_batch", "creates per $batch", perBatch, 1)
 	}
 	add("graph_429", "Graph 429s", float64(r.throttled), 0)
 	share := 0.0
