@@ -61,6 +61,11 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 	if _, err := h.js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILLER", Subjects: []string{"filler"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The second events wait at a Graph that is down while the store fills, so that they
+	// are not all done before it is full: their outcomes come once Graph is back.
+	cfg := h.emu.Config()
+	cfg.Outage = true
+	h.emu.SetConfig(cfg)
 	second := ids("b", 50)
 	for i, id := range second {
 		h.publish(id, event(configOK, 1000+i))
@@ -71,6 +76,8 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 			break
 		}
 	}
+	cfg.Outage = false
+	h.emu.SetConfig(cfg)
 	proctest.WaitFor(t, 20*time.Second, "readiness to fail once the store filled", func() bool { return !r.Ready() })
 	if err := h.js.DeleteStream(ctx, "FILLER"); err != nil {
 		t.Fatal(err)
