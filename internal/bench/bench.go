@@ -86,5 +86,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sc.ceilings {
+		// At a rate that never binds, auto pulls as many as the consumer lets be pending.
+		fetch := res.consumer.Config.MaxAckPending
+		if sc.fetchBatch > 0 {
+			fetch = min(fetch, sc.fetchBatch)
+		}
+		if res.ceilings, err = measureCeilings(ctx, sc, sb, fetch, cfg.Progress); err != nil {
+			return nil, err
+		}
+	}
 	return res.report(), nil
 }

@@ -34,10 +34,11 @@ type figure struct {
 
 // Report is what a run comes to: its figures in table order, and its samples over time.
 type Report struct {
-	sc      scenario
-	seconds float64
-	list    []figure
-	samples []sample
+	sc       scenario
+	seconds  float64
+	list     []figure
+	samples  []sample
+	ceilings *ceilings // nil unless measured
 }
 
 func (r *result) report() *Report {
@@ -70,6 +71,13 @@ func (r *result) report() *Report {
 		perSecond = float64(events-1) / f.seconds
 	}
 	add("events_per_second", "events/s", perSecond, 0)
+	if c := r.ceilings; c != nil {
+		f.ceilings = c
+		add("ceiling_emulator_creates_per_second", "ceiling: emulator alone, creates/s", c.emulator, 0)
+		add("ceiling_jetstream_events_per_second", "ceiling: JetStream alone (fetch, publish, ack), events/s", c.jetStream, 0)
+		add("ceiling_jetstream_ledger_events_per_second", "ceiling: JetStream alone with the ledger's writes, events/s", c.ledger, 0)
+		add("percent_of_lower_ceiling", "events/s as % of the lower ceiling", percent(perSecond, c.lower()), 1)
+	}
 	if budget := sc.tenantBudget(); budget > 0 {
 		add("budget_used_percent", "budget used %", 100*perSecond/budget, 1)
 	}
@@ -95,11 +103,7 @@ func (r *result) report() *Report {
 		add("creates_per_batch", "creates per $batch", perBatch, 1)
 	}
 	add("graph_429", "Graph 429s", float64(r.throttled), 0)
-	share := 0.0
-	if requests > 0 {
-		share = 100 * float64(throttled) / float64(requests)
-	}
-	add("graph_429_percent", "429 share %", share, 2)
+	add("graph_429_percent", "429 share %", percent(float64(throttled), float64(requests)), 2)
 
 	if events > 0 {
 		add("cpu_ms_per_1000_events", "cpu ms/1000 events", r.atEnd.cpu.Seconds()*1000/float64(events)*1000, 1)
@@ -136,6 +140,14 @@ func (r *result) sampleAt(d time.Duration) (sample, bool) {
 		}
 	}
 	return sample{}, false
+}
+
+// percent is part as a percentage of whole; 0 when whole is.
+func percent(part, whole float64) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return 100 * part / whole
 }
 
 func quantileMs(sorted []time.Duration, q float64) float64 {
@@ -179,8 +191,12 @@ func (f Report) settings() string {
 
 // WriteTable writes the figures as a table, each with its target and whether it was met.
 func (f *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "scenario %s: %s\nmeasured: %s; %d events; over %.1f s\n\n",
+	fmt.Fprintf(w, "scenario %s: %s\nmeasured: %s; %d events; over %.1f s\n",
 		f.sc.name, f.sc.summary, f.settings(), f.sc.events, f.seconds)
+	if f.ceilings != nil {
+		fmt.Fprintf(w, "ceilings: %s\n", f.ceilings)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "figure\tvalue\ttarget\t\t")
 	for _, fig := range f.list {
@@ -213,10 +229,11 @@ func (f *Report) WriteJSON(w io.Writer) error {
 		Settings string             `json:"settings"`
 		Events   int                `json:"eventsPublished"`
 		Seconds  float64            `json:"seconds"`
+		Ceilings string             `json:"ceilings,omitempty"`
 		Figures  map[string]float64 `json:"figures"`
 		Targets  []target           `json:"targets"`
 	}{Scenario: f.sc.name, Summary: f.sc.summary, Settings: f.settings(), Events: f.sc.events, Seconds: f.seconds,
-		Figures: map[string]float64{}, Targets: []target{}}
+		Ceilings: f.ceilings.String(), Figures: map[string]float64{}, Targets: []target{}}
 	for _, fig := range f.list {
 		out.Figures[fig.key] = fig.value
 	}

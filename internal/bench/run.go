@@ -42,6 +42,7 @@ type result struct {
 	throttled uint64
 	creates   uint64
 	dupes     uint64
+	ceilings  *ceilings // nil unless the scenario measures them
 }
 
 // runWorker measures `hwstate run` under the scenario.

@@ -28,7 +28,10 @@ type scenario struct {
 	// duration, when set, runs the worker for that long instead of until every event has its
 	// outcome; rates are then taken after warmup.
 	duration, warmup time.Duration
-	targets          []target
+	// ceilings measures the emulator alone and JetStream alone after the run, for a scenario
+	// whose rate nothing but the machine bounds.
+	ceilings bool
+	targets  []target
 }
 
 // unlimitedRate stands for "no limit": the worker needs some rate, and this one is never reached.
@@ -39,6 +42,7 @@ func scenarios() []scenario {
 		{
 			name: "unlimited", summary: "zero-latency emulator, no limit: what the worker costs per event",
 			events: 100_000, rate: unlimitedRate, burst: 1000, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
+			ceilings: true,
 			targets: []target{
 				{figure: "events/s", atLeast: true, value: 8000, batchValue: 15000},
 				{figure: "cpu ms/1000 events", value: 120},
