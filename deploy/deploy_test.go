@@ -185,6 +185,35 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestCIRunsREADMECommand holds the README's test command and .ci/run's together: the
+// README promises it is exactly what CI runs.
+func TestCIRunsREADMECommand(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile(filepath.Join(root, ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd string
+	for line := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(line, "go test ") {
+			cmd = strings.TrimSpace(line)
+			break
+		}
+	}
+	if cmd == "" {
+		t.Fatal("README.md: no line starting with go test")
+	}
+	if !strings.Contains(cmd, "cd deploy") {
+		t.Errorf("README.md's test command %q does not run deploy/'s tests", cmd)
+	}
+	if !strings.Contains(string(ci), "\n"+cmd) {
+		t.Errorf(".ci/run does not run README.md's test command %q", cmd)
+	}
+}
+
 func TestCompose(t *testing.T) {
 	compose := readYAML(t, filepath.Join(root, "docker-compose.yml"))[0]
 	services, _ := compose["services"].(map[string]any)
