@@ -47,6 +47,7 @@ type signInOptions struct {
 	transport   policy.Transporter
 	noDiscovery bool
 	now         func() time.Time
+	failed      func(error)
 }
 
 // WithSignInTransport sends sign-in requests through t instead of azcore's default HTTP
@@ -71,6 +72,13 @@ func WithClock(now func() time.Time) SignInOption {
 	return func(o *signInOptions) { o.now = now }
 }
 
+// OnSignInFailure has f called with the error of every sign-in that fails (one per request
+// to the authority, not one per caller waiting for it), so a process can count them. f runs
+// with the token source locked: it must return quickly and not ask for a token.
+func OnSignInFailure(f func(error)) SignInOption {
+	return func(o *signInOptions) { o.failed = f }
+}
+
 // CredentialTokens is a TokenSource that signs in with client credentials through
 // azidentity, for the scope {Graph root}/.default of the cloud. It holds the token it got
 // until shortly before it expires (at most 5 minutes before, at half its lifetime for
@@ -82,6 +90,7 @@ type CredentialTokens struct {
 	newCredential func() (azcore.TokenCredential, error)
 	secret        string // only to keep it out of errors
 	now           func() time.Time
+	failed        func(error)
 
 	mu        sync.Mutex
 	cred      azcore.TokenCredential
@@ -117,7 +126,7 @@ func NewCredentialTokens(creds ClientCredentials, opts ...SignInOption) (*Creden
 		return nil, fmt.Errorf("%w: missing %s", ErrCredentials, strings.Join(missing, ", "))
 	}
 	client := azcore.ClientOptions{Cloud: creds.Cloud.SignIn, Transport: o.transport}
-	tokens := &CredentialTokens{scope: creds.Cloud.Scope(), secret: creds.Secret, now: o.now}
+	tokens := &CredentialTokens{scope: creds.Cloud.Scope(), secret: creds.Secret, now: o.now, failed: o.failed}
 	if creds.Secret != "" {
 		tokens.newCredential = func() (azcore.TokenCredential, error) {
 			return azidentity.NewClientSecretCredential(creds.TenantID, creds.ClientID, creds.Secret,
@@ -195,10 +204,19 @@ func (c *CredentialTokens) Token(ctx context.Context, force bool) (string, error
 	return c.token, nil
 }
 
-// signInError wraps a sign-in failure. azidentity's messages carry the authority's
-// answer, which should never echo the secret; should one do so anyway (a proxy's error
-// page), the message is kept without it and the cause is not wrapped.
+// signInError wraps a sign-in failure and reports it to OnSignInFailure's f.
 func (c *CredentialTokens) signInError(err error) error {
+	err = c.redact(err)
+	if c.failed != nil {
+		c.failed(err)
+	}
+	return err
+}
+
+// redact wraps err. azidentity's messages carry the authority's answer, which should never
+// echo the secret; should one do so anyway (a proxy's error page), the message is kept
+// without it and the cause is not wrapped.
+func (c *CredentialTokens) redact(err error) error {
 	if c.secret != "" && strings.Contains(err.Error(), c.secret) {
 		return fmt.Errorf("graph: signing in: %s", strings.ReplaceAll(err.Error(), c.secret, "[secret]"))
 	}

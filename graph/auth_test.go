@@ -239,6 +239,45 @@ func TestSignInNeverRevealsTheSecret(t *testing.T) {
 	}
 }
 
+// TestOnSignInFailure: every sign-in the authority refuses is reported once, with the
+// error Token returns (the secret replaced), and a sign-in that succeeds is not.
+func TestOnSignInFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret string
+		want         int
+	}{
+		{"accepted", canarySecret, 0},
+		{"refused", "the-right-secret", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := entratest.Start(t, tc.secret, time.Hour)
+			auth.EchoSecret(true)
+			var reported []error
+			tokens, err := NewCredentialTokens(
+				ClientCredentials{Cloud: Clouds()[0], TenantID: testTenant, ClientID: testClient, Secret: canarySecret},
+				WithSignInTransport(auth.Transport()), WithoutInstanceDiscovery(),
+				OnSignInFailure(func(err error) { reported = append(reported, err) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var errs []error
+			for _, force := range []bool{false, true} {
+				if _, err := tokens.Token(context.Background(), force); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(reported) != tc.want || len(errs) != tc.want {
+				t.Fatalf("%d failures reported, %d returned, want %d of each", len(reported), len(errs), tc.want)
+			}
+			for i, err := range reported {
+				if err != errs[i] || strings.Contains(err.Error(), canarySecret) {
+					t.Errorf("reported %q, Token returned %q: want the same error, without the secret", err, errs[i])
+				}
+			}
+		})
+	}
+}
+
 func TestNewCredentialTokensRefusesHalfGivenCredentials(t *testing.T) {
 	global := Clouds()[0]
 	cases := []struct {

@@ -38,7 +38,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer func() { _ = log.Sync() }()
 
-	creator, err := s.graphClient()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pm := newProcessMetrics(reg)
+	creator, err := s.graphClient(pm.signIn())
 	if err != nil {
 		return err
 	}
@@ -61,9 +64,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer nc.Close()
+	pm.watch(nc)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w := worker.New(js, creator, s.Config, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)))
 
 	if s.HTTPAddr != "" {
@@ -79,7 +81,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // graphClient builds what sends creates to Graph: a client of the chosen cloud signing in
 // as the settings say, inside a Batcher when --graph-batch is above 1. It fails, naming
 // the settings, when credentials are missing or half-given; it does not sign in yet.
-func (s *settings) graphClient() (worker.Creator, error) {
+func (s *settings) graphClient(opts ...graph.SignInOption) (worker.Creator, error) {
 	cloud, err := graph.CloudByName(s.GraphCloud)
 	if err != nil {
 		return nil, err
@@ -88,7 +90,7 @@ func (s *settings) graphClient() (worker.Creator, error) {
 	if base == "" {
 		base = cloud.BaseURL()
 	}
-	tokens, err := s.graphTokens(cloud)
+	tokens, err := s.graphTokens(cloud, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +103,7 @@ func (s *settings) graphClient() (worker.Creator, error) {
 
 // graphTokens is the token source of the settings: HWSTATE_GRAPH_TOKEN, or client
 // credentials, never both.
-func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
+func (s *settings) graphTokens(cloud graph.Cloud, opts ...graph.SignInOption) (graph.TokenSource, error) {
 	secret, cert, token := s.ClientSecret.value, s.ClientCert.value, s.GraphToken.value
 	anyGiven := s.TenantID != "" || s.ClientID != "" || secret != "" || cert != ""
 	switch {
@@ -137,7 +139,7 @@ func (s *settings) graphTokens(cloud graph.Cloud) (graph.TokenSource, error) {
 		}
 		creds.Certificate = pem
 	}
-	return graph.NewCredentialTokens(creds)
+	return graph.NewCredentialTokens(creds, opts...)
 }
 
 // pem reads --client-cert: the PEM itself (as a secret store may hand it over), which is
