@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,8 @@ const (
 var ErrCredentials = errors.New("graph: client credentials")
 
 // ClientCredentials are an app registration's OAuth 2.0 client credentials in one national
-// cloud: its tenant, its client id, and a client secret or a certificate, exactly one.
+// cloud: its tenant, its client id, and exactly one of a client secret, a certificate or a
+// federated token file.
 type ClientCredentials struct {
 	Cloud    Cloud
 	TenantID string
@@ -38,6 +40,11 @@ type ClientCredentials struct {
 	Secret   string
 	// Certificate is PEM holding the certificate (chain) and its unencrypted private key.
 	Certificate []byte
+	// FederatedTokenFile is Azure Workload Identity's: a file holding a token of another
+	// issuer (a Kubernetes service account token, which the kubelet keeps current) that the
+	// app registration or managed identity trusts through a federated credential. It is read
+	// anew as it ages, and no secret is held.
+	FederatedTokenFile string
 }
 
 // SignInOption changes how CredentialTokens reach the sign-in authority.
@@ -116,23 +123,40 @@ func NewCredentialTokens(creds ClientCredentials, opts ...SignInOption) (*Creden
 			missing = append(missing, f.name)
 		}
 	}
+	given := 0
+	for _, set := range []bool{creds.Secret != "", len(creds.Certificate) > 0, creds.FederatedTokenFile != ""} {
+		if set {
+			given++
+		}
+	}
 	switch {
-	case creds.Secret != "" && len(creds.Certificate) > 0:
-		return nil, fmt.Errorf("%w: a client secret and a certificate were both given; give one", ErrCredentials)
-	case creds.Secret == "" && len(creds.Certificate) == 0:
-		missing = append(missing, "a client secret or a certificate")
+	case given > 1:
+		return nil, fmt.Errorf("%w: more than one of a client secret, a certificate and a federated token file were given; give one", ErrCredentials)
+	case given == 0:
+		missing = append(missing, "a client secret, a certificate or a federated token file")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: missing %s", ErrCredentials, strings.Join(missing, ", "))
 	}
 	client := azcore.ClientOptions{Cloud: creds.Cloud.SignIn, Transport: o.transport}
 	tokens := &CredentialTokens{scope: creds.Cloud.Scope(), secret: creds.Secret, now: o.now, failed: o.failed}
-	if creds.Secret != "" {
+	switch {
+	case creds.Secret != "":
 		tokens.newCredential = func() (azcore.TokenCredential, error) {
 			return azidentity.NewClientSecretCredential(creds.TenantID, creds.ClientID, creds.Secret,
 				&azidentity.ClientSecretCredentialOptions{ClientOptions: client, DisableInstanceDiscovery: o.noDiscovery})
 		}
-	} else {
+	case creds.FederatedTokenFile != "":
+		// Read now only to fail at start-up when it is missing; azidentity reads it as it ages.
+		if _, err := os.ReadFile(creds.FederatedTokenFile); err != nil {
+			return nil, fmt.Errorf("%w: the federated token file: %w", ErrCredentials, err)
+		}
+		tokens.newCredential = func() (azcore.TokenCredential, error) {
+			return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+				ClientOptions: client, TenantID: creds.TenantID, ClientID: creds.ClientID,
+				TokenFilePath: creds.FederatedTokenFile, DisableInstanceDiscovery: o.noDiscovery})
+		}
+	default:
 		certs, key, err := parseCertificate(creds.Certificate)
 		if err != nil {
 			return nil, err

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,14 +73,21 @@ func TestSignInPerCloud(t *testing.T) {
 		"usgovdod": "https://dod-graph.microsoft.us/.default", "china": "https://microsoftgraph.chinacloudapi.cn/.default",
 	}
 	cert := selfSigned(t)
+	// A Kubernetes service account token, as the kubelet projects it for Azure Workload Identity.
+	const federated = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature"
+	tokenFile := filepath.Join(t.TempDir(), "azure-identity-token")
+	if err := os.WriteFile(tokenFile, []byte(federated), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, cloud := range Clouds() {
-		for _, kind := range []string{"secret", "certificate"} {
+		for _, kind := range []string{"secret", "certificate", "workload identity"} {
 			t.Run(cloud.Name+"/"+kind, func(t *testing.T) {
 				auth := entratest.Start(t, canarySecret, time.Hour)
-				creds := ClientCredentials{Secret: canarySecret}
-				if kind == "certificate" {
-					creds = ClientCredentials{Certificate: cert}
-				}
+				creds := map[string]ClientCredentials{
+					"secret":            {Secret: canarySecret},
+					"certificate":       {Certificate: cert},
+					"workload identity": {FederatedTokenFile: tokenFile},
+				}[kind]
 				tokens := signIn(t, auth, cloud, creds)
 				token, err := tokens.Token(context.Background(), false)
 				if err != nil {
@@ -92,11 +101,14 @@ func TestSignInPerCloud(t *testing.T) {
 					t.Fatalf("%d token requests: %+v", len(reqs), reqs)
 				}
 				want := entratest.TokenRequest{Host: hosts[cloud.Name], Tenant: testTenant, ClientID: testClient,
-					Scope: scopes[cloud.Name], Assertion: kind == "certificate"}
+					Scope: scopes[cloud.Name], Assertion: kind != "secret"}
 				// MSAL adds the OpenID scopes it always asks for.
 				if got := reqs[0]; got.Host != want.Host || got.Tenant != want.Tenant || got.ClientID != want.ClientID ||
 					!strings.Contains(" "+got.Scope+" ", " "+want.Scope+" ") || got.Assertion != want.Assertion {
 					t.Errorf("token request %+v, want %+v", got, want)
+				}
+				if got := reqs[0].ClientAssertion; kind == "workload identity" && got != federated {
+					t.Errorf("client assertion %q, want the federated token file's content", got)
 				}
 			})
 		}
@@ -285,11 +297,13 @@ func TestNewCredentialTokensRefusesHalfGivenCredentials(t *testing.T) {
 		creds ClientCredentials
 		want  string
 	}{
-		{"nothing", ClientCredentials{Cloud: global}, "missing a tenant id, a client id, a client secret or a certificate"},
-		{"tenant only", ClientCredentials{Cloud: global, TenantID: testTenant}, "missing a client id, a client secret or a certificate"},
-		{"no secret", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient}, "missing a client secret or a certificate"},
+		{"nothing", ClientCredentials{Cloud: global}, "missing a tenant id, a client id, a client secret, a certificate or a federated token file"},
+		{"tenant only", ClientCredentials{Cloud: global, TenantID: testTenant}, "missing a client id, a client secret, a certificate or a federated token file"},
+		{"no secret", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient}, "missing a client secret, a certificate or a federated token file"},
 		{"no client id", ClientCredentials{Cloud: global, TenantID: testTenant, Secret: canarySecret}, "missing a client id"},
-		{"both", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Secret: canarySecret, Certificate: []byte("x")}, "both"},
+		{"both", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Secret: canarySecret, Certificate: []byte("x")}, "more than one"},
+		{"secret and federated token", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Secret: canarySecret, FederatedTokenFile: "/var/run/secrets/azure/tokens/azure-identity-token"}, "more than one"},
+		{"missing federated token file", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, FederatedTokenFile: "/nonexistent/azure-identity-token"}, "federated token file"},
 		{"no cloud", ClientCredentials{TenantID: testTenant, ClientID: testClient, Secret: canarySecret}, "sign-in authority"},
 		{"bad certificate", ClientCredentials{Cloud: global, TenantID: testTenant, ClientID: testClient, Certificate: []byte("not PEM")}, "certificate"},
 		{"bad tenant", ClientCredentials{Cloud: global, TenantID: "a/b", ClientID: testClient, Secret: canarySecret}, "tenant"},

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hwstate/hwstate/graph"
+	"github.com/hwstate/hwstate/internal/entratest"
 )
 
 func TestGraphClientFromSettings(t *testing.T) {
@@ -88,4 +91,88 @@ func TestGraphBatchSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkloadIdentityFromEnvironment: the variables the Azure Workload Identity webhook
+// sets choose a sign-in with the federated token file, at their authority, for the Graph of
+// --graph-cloud, unless another Graph credential is set.
+func TestWorkloadIdentityFromEnvironment(t *testing.T) {
+	const (
+		tenant    = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+		webhookID = "3f1e5c2a-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+		secret    = "canary-S3cr3t-cmd-wi-5e2b"
+		federated = "eyJhbGciOiJSUzI1NiJ9.projected-service-account-token.signature"
+	)
+	tokenFile := filepath.Join(t.TempDir(), "azure-identity-token")
+	if err := os.WriteFile(tokenFile, []byte(federated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name          string
+		args          []string
+		authority     string // AZURE_AUTHORITY_HOST
+		wantHost      string
+		wantScope     string
+		wantClient    string
+		wantAssertion string // empty: a client secret was sent
+	}{
+		{"global", nil, "https://login.microsoftonline.com/", "login.microsoftonline.com",
+			"https://graph.microsoft.com/.default", webhookID, federated},
+		{"usgov", []string{"--graph-cloud", "usgov"}, "https://login.microsoftonline.us/", "login.microsoftonline.us",
+			"https://graph.microsoft.us/.default", webhookID, federated},
+		{"no AZURE_AUTHORITY_HOST: the cloud's", []string{"--graph-cloud", "china"}, "", "login.chinacloudapi.cn",
+			"https://microsoftgraph.chinacloudapi.cn/.default", webhookID, federated},
+		{"--client-id wins over AZURE_CLIENT_ID", []string{"--client-id", "other-app"}, "https://login.microsoftonline.com/", "login.microsoftonline.com",
+			"https://graph.microsoft.com/.default", "other-app", federated},
+		{"a client secret wins over workload identity", []string{"--tenant-id", tenant, "--client-id", "secret-app", "--client-secret", secret},
+			"https://login.microsoftonline.com/", "login.microsoftonline.com", "https://graph.microsoft.com/.default", "secret-app", ""},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AZURE_FEDERATED_TOKEN_FILE", tokenFile)
+			t.Setenv("AZURE_CLIENT_ID", webhookID)
+			t.Setenv("AZURE_TENANT_ID", tenant)
+			t.Setenv("AZURE_AUTHORITY_HOST", tt.authority)
+			auth := entratest.Start(t, secret, time.Hour)
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var s settings
+			s.register(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			cloud, err := graph.CloudByName(s.GraphCloud)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens, err := s.graphTokens(cloud, graph.WithSignInTransport(auth.Transport()), graph.WithoutInstanceDiscovery())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tokens.Token(context.Background(), false); err != nil {
+				t.Fatal(err)
+			}
+			reqs := auth.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("%d token requests: %+v", len(reqs), reqs)
+			}
+			got := reqs[0]
+			if got.Host != tt.wantHost || got.Tenant != tenant || got.ClientID != tt.wantClient ||
+				!strings.Contains(" "+got.Scope+" ", " "+tt.wantScope+" ") || got.ClientAssertion != tt.wantAssertion {
+				t.Errorf("token request %+v, want host %s, tenant %s, client %s, scope %s, assertion %q",
+					got, tt.wantHost, tenant, tt.wantClient, tt.wantScope, tt.wantAssertion)
+			}
+		})
+	}
+
+	t.Run("half-given", func(t *testing.T) {
+		t.Setenv("AZURE_FEDERATED_TOKEN_FILE", tokenFile)
+		t.Setenv("AZURE_CLIENT_ID", webhookID)
+		var s settings
+		s.register(flag.NewFlagSet("run", flag.ContinueOnError))
+		_, err := s.graphTokens(graph.Clouds()[0])
+		if err == nil || !strings.Contains(err.Error(), "workload identity") || !strings.Contains(err.Error(), "tenant id") {
+			t.Errorf("err %v, want one naming workload identity and the missing tenant id", err)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("run", stdout, stderr, "usage: hwstate run [flags]\n\nThe worker: pulls events from JetStream, creates them in Microsoft Graph, publishes a result or a dead letter for each.\n\n"+
 		"Sign-in to a real tenant, in any cloud: --graph-cloud, --tenant-id, --client-id, and --client-secret or --client-cert\n"+
 		"(OAuth 2.0 client credentials; the app registration needs the application permission\n"+
-		"DeviceManagementConfiguration.ReadWrite.All with admin consent). For an emulator: --graph-token and --graph-base-url.")
+		"DeviceManagementConfiguration.ReadWrite.All with admin consent). On AKS with Azure Workload Identity, no secret:\n"+
+		"the webhook's AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_AUTHORITY_HOST are used when\n"+
+		"no client secret, certificate or token is set. For an emulator: --graph-token and --graph-base-url.")
 	var s settings
 	s.register(fs)
 	if err := s.parse(fs, args); err != nil {
@@ -111,10 +114,13 @@ func (s *settings) graphTokens(cloud graph.Cloud, opts ...graph.SignInOption) (g
 		return nil, errors.New("two kinds of Graph credentials: --graph-token (HWSTATE_GRAPH_TOKEN) and client credentials are both set; give one")
 	case token != "":
 		return graph.StaticToken(token), nil
+	case secret == "" && cert == "" && os.Getenv("AZURE_FEDERATED_TOKEN_FILE") != "":
+		return s.workloadIdentity(cloud, opts)
 	case !anyGiven:
 		return nil, errors.New("no Graph credentials: set --tenant-id, --client-id and --client-secret or --client-cert " +
 			"(HWSTATE_TENANT_ID, HWSTATE_CLIENT_ID, HWSTATE_CLIENT_SECRET or HWSTATE_CLIENT_CERT, each secret also as a file: *_FILE), " +
-			"or --graph-token (HWSTATE_GRAPH_TOKEN) for an emulator; see hwstate run --help")
+			"run under Azure Workload Identity (AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID), " +
+			"or set --graph-token (HWSTATE_GRAPH_TOKEN) for an emulator; see hwstate run --help")
 	case secret != "" && cert != "":
 		return nil, errors.New("two Graph client credentials: --client-secret and --client-cert are both set; give one")
 	}
@@ -140,6 +146,28 @@ func (s *settings) graphTokens(cloud graph.Cloud, opts ...graph.SignInOption) (g
 		creds.Certificate = pem
 	}
 	return graph.NewCredentialTokens(creds, opts...)
+}
+
+// workloadIdentity signs in as the Azure Workload Identity webhook set the pod up to (AKS):
+// with the service account token in AZURE_FEDERATED_TOKEN_FILE, as the app registration or
+// managed identity AZURE_CLIENT_ID of the tenant AZURE_TENANT_ID (--client-id and --tenant-id
+// win), at the authority AZURE_AUTHORITY_HOST (the cluster's cloud; else --graph-cloud's),
+// for --graph-cloud's Graph. No secret is held.
+func (s *settings) workloadIdentity(cloud graph.Cloud, opts []graph.SignInOption) (graph.TokenSource, error) {
+	creds := graph.ClientCredentials{
+		Cloud:              cloud,
+		TenantID:           cmp.Or(s.TenantID, os.Getenv("AZURE_TENANT_ID")),
+		ClientID:           cmp.Or(s.ClientID, os.Getenv("AZURE_CLIENT_ID")),
+		FederatedTokenFile: os.Getenv("AZURE_FEDERATED_TOKEN_FILE"),
+	}
+	if host := os.Getenv("AZURE_AUTHORITY_HOST"); host != "" {
+		creds.Cloud.SignIn.ActiveDirectoryAuthorityHost = host
+	}
+	tokens, err := graph.NewCredentialTokens(creds, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("workload identity (AZURE_FEDERATED_TOKEN_FILE): %w", err)
+	}
+	return tokens, nil
 }
 
 // pem reads --client-cert: the PEM itself (as a secret store may hand it over), which is

@@ -22,14 +22,18 @@ type TokenRequest struct {
 	Tenant   string
 	ClientID string
 	Scope    string
-	// Assertion is true for a certificate's signed assertion, false for a client secret.
+	// Assertion is true for a client assertion (a certificate's signed one, or a federated
+	// token), false for a client secret.
 	Assertion bool
+	// ClientAssertion is the assertion itself.
+	ClientAssertion string
 }
 
 // TokenPrefix begins every token the server issues: "access-token-<n>", n from 1.
 const TokenPrefix = "access-token-"
 
-// Server is the authority. It accepts one client secret, and any certificate assertion.
+// Server is the authority. It accepts one client secret, and any client assertion (a
+// certificate's, or a federated token).
 type Server struct {
 	secret    string
 	echo      atomic.Bool
@@ -108,6 +112,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	req := TokenRequest{
 		Host: r.Host, Tenant: r.PathValue("tenant"), ClientID: r.PostForm.Get("client_id"),
 		Scope: r.PostForm.Get("scope"), Assertion: r.PostForm.Get("client_assertion") != "",
+		ClientAssertion: r.PostForm.Get("client_assertion"),
 	}
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
