@@ -76,6 +76,7 @@ func helmTemplate(t *testing.T, c *chart.Chart, values string) ([]object, error)
 // CRD), pods that meet Pod Security "restricted", settings from files in mounted Secrets;
 // values its schema refuses are refused.
 func TestHelmChart(t *testing.T) {
+	const wiTenant, wiClient = "72f988bf-86f1-41af-91ab-2d7cd011db47", "3f1e5c2a-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
 	c, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,8 @@ func TestHelmChart(t *testing.T) {
 		{"monitoring, certificate", "keda: {account: " + testAccount + "}\ngraph: {credential: certificate, secretKey: tls.pem}\n" +
 			"monitoring: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}, dashboard: {enabled: true}}",
 			[]string{"ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "PodMonitor", "PrometheusRule", "ScaledObject", "Service", "ServiceMonitor"}},
+		{"workload identity", "keda: {account: " + testAccount + "}\ngraph: {credential: workloadIdentity, tenantId: " + wiTenant + ", clientId: " + wiClient + "}",
+			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "ScaledObject", "Service", "ServiceAccount"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs, err := helmTemplate(t, c, tc.values)
@@ -136,6 +139,24 @@ func TestHelmChart(t *testing.T) {
 					if dig(doc, "spec", "template", "metadata", "annotations", "checksum/config") == nil {
 						t.Error("no settings checksum on the pod template: a settings change would not roll the pods")
 					}
+					wi := strings.Contains(tc.values, "workloadIdentity")
+					if use := dig(doc, "spec", "template", "metadata", "labels", "azure.workload.identity/use"); (use == "true") != wi {
+						t.Errorf("pod label azure.workload.identity/use %v, want \"true\" only with workload identity", use)
+					}
+					if sa := dig(doc, "spec", "template", "spec", "serviceAccountName"); wi && sa != "hwstate" {
+						t.Errorf("serviceAccountName %v, want the chart's ServiceAccount hwstate", sa)
+					}
+					env, _ := json.Marshal(dig(doc, "spec", "template", "spec", "containers", 0, "env"))
+					secret := strings.Contains(string(env), "HWSTATE_CLIENT_SECRET")
+					if want := !wi && !strings.Contains(tc.values, "certificate"); secret != want {
+						t.Errorf("HWSTATE_CLIENT_SECRET in the environment: %v, want %v", secret, want)
+					}
+				case "ServiceAccount":
+					for k, want := range map[string]string{"azure.workload.identity/client-id": wiClient, "azure.workload.identity/tenant-id": wiTenant} {
+						if got := dig(doc, "metadata", "annotations", k); got != want {
+							t.Errorf("ServiceAccount annotation %s = %v, want %s", k, got, want)
+						}
+					}
 				case "PrometheusRule":
 					rules := readYAML(t, filepath.Join(root, "deploy/prometheus/alerts.yml"))[0]
 					want, _ := json.Marshal(rules["groups"])
@@ -149,6 +170,7 @@ func TestHelmChart(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"image: {tag: latest}",
+		"graph: {credential: workloadIdentity}",
 		"keda: {account: not-a-key}",
 		"settings: {NATS_URL: nats://elsewhere:4222}",
 		"nats: {url: http://nats:4222}",
