@@ -14,6 +14,20 @@ import (
 	"github.com/hwstate/hwstate/internal/entratest"
 )
 
+// flagSettings are `hwstate run`'s settings from args alone (no HWSTATE_ variables, no
+// validation).
+func flagSettings(t *testing.T, args []string) settings {
+	t.Helper()
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var s settings
+	s.register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestGraphClientFromSettings(t *testing.T) {
 	const secret = "canary-S3cr3t-cmd-1c9a"
 	certFile := filepath.Join(t.TempDir(), "app.pem")
@@ -43,13 +57,7 @@ func TestGraphClientFromSettings(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("run", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var s settings
-			s.register(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
+			s := flagSettings(t, tt.args)
 			creator, err := s.graphClient()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -134,13 +142,7 @@ func TestWorkloadIdentityFromEnvironment(t *testing.T) {
 			t.Setenv("AZURE_TENANT_ID", tenant)
 			t.Setenv("AZURE_AUTHORITY_HOST", tt.authority)
 			auth := entratest.Start(t, secret, time.Hour)
-			fs := flag.NewFlagSet("run", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var s settings
-			s.register(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
+			s := flagSettings(t, tt.args)
 			cloud, err := graph.CloudByName(s.GraphCloud)
 			if err != nil {
 				t.Fatal(err)
@@ -168,8 +170,7 @@ func TestWorkloadIdentityFromEnvironment(t *testing.T) {
 	t.Run("half-given", func(t *testing.T) {
 		t.Setenv("AZURE_FEDERATED_TOKEN_FILE", tokenFile)
 		t.Setenv("AZURE_CLIENT_ID", webhookID)
-		var s settings
-		s.register(flag.NewFlagSet("run", flag.ContinueOnError))
+		s := flagSettings(t, nil)
 		_, err := s.graphTokens(graph.Clouds()[0])
 		if err == nil || !strings.Contains(err.Error(), "workload identity") || !strings.Contains(err.Error(), "tenant id") {
 			t.Errorf("err %v, want one naming workload identity and the missing tenant id", err)
