@@ -13,6 +13,7 @@ import (
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/internal/entratest"
 	"github.com/hwstate/hwstate/internal/natstest"
+	"github.com/hwstate/hwstate/internal/proctest"
 )
 
 func TestProcessMetrics(t *testing.T) {
@@ -70,17 +71,9 @@ func TestProcessMetrics(t *testing.T) {
 		nc, _ := natstest.Connect(t, ns.ClientURL())
 		pm.watch(nc)
 		ns.Restart(t)
-		deadline := time.After(30 * time.Second)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for testutil.ToFloat64(pm.natsDisconnects) < 1 || testutil.ToFloat64(pm.natsReconnects) < 1 {
-			select {
-			case <-deadline:
-				t.Fatalf("after a server restart: %v disconnects, %v reconnects counted, want 1 of each",
-					testutil.ToFloat64(pm.natsDisconnects), testutil.ToFloat64(pm.natsReconnects))
-			case <-tick.C:
-			}
-		}
+		proctest.WaitFor(t, 30*time.Second, "a disconnect and a reconnect counted after a server restart", func() bool {
+			return testutil.ToFloat64(pm.natsDisconnects) >= 1 && testutil.ToFloat64(pm.natsReconnects) >= 1
+		})
 		if d, r := testutil.ToFloat64(pm.natsDisconnects), testutil.ToFloat64(pm.natsReconnects); d != 1 || r != 1 {
 			t.Errorf("%v disconnects, %v reconnects, want 1 of each", d, r)
 		}
