@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/hwstate/hwstate/internal/entratest"
 	"github.com/hwstate/hwstate/internal/natstest"
 )
@@ -173,7 +171,7 @@ func TestRedactURLs(t *testing.T) {
 // credentials given in place of a .creds file's name.
 func TestConnectErrorsHideSecrets(t *testing.T) {
 	const password = "canary-nats-pw-83d1"
-	ns := natstest.Start(t, natstest.WithServerOptions(func(o *server.Options) { o.Username, o.Password = "hw", "right" }))
+	ns := natstest.Start(t, natstest.WithPassword("hw", "right"))
 	refusing := strings.TrimPrefix(ns.ClientURL(), "nats://")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,6 +29,8 @@ type Server struct {
 	CredsFile string
 	// UserCreds are the .creds files of the users of WithUsers, by name.
 	UserCreds map[string]string
+	// password signs in as the user of WithPassword.
+	password nats.Option
 }
 
 // Option changes how Start sets up a server.
@@ -74,6 +76,9 @@ func (s *Server) ClientOptions() []nats.Option {
 	}
 	if s.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(s.CredsFile))
+	}
+	if s.password != nil {
+		opts = append(opts, s.password)
 	}
 	return opts
 }
