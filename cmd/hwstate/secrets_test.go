@@ -158,6 +158,7 @@ func TestRedactURLs(t *testing.T) {
 		{"tls://hw:pw@a:4222,nats://b:4222,nats://tok@c:4222", "tls://hw:xxxxx@a:4222,nats://b:4222,nats://xxxxx@c:4222", []string{"pw", "tok"}},
 		{"hw:p@ss:w@host:4222", "hw:xxxxx@host:4222", []string{"p@ss:w"}},
 		{"nats://hw:pa ss/x@host", "nats://hw:xxxxx@host", []string{"pa ss/x"}},
+		{"nats://hw:pa,ss@host:4222", "(a URL that does not parse),xxxxx@host:4222", []string{"hw:pa", "ss"}},
 	} {
 		shown, secrets := redactURLs(tc.urls)
 		if shown != tc.shown || strings.Join(secrets, " ") != strings.Join(tc.secrets, " ") {
@@ -180,16 +181,16 @@ func TestConnectErrorsHideSecrets(t *testing.T) {
 	closed := ln.Addr().String()
 	_ = ln.Close()
 	for _, tc := range []struct {
-		name  string
-		conn  natsFlags
-		token string // the secret to look for, when not password
+		name string
+		conn natsFlags
 	}{
-		{"does not parse", natsFlags{URL: "nats://hw:" + password + " x/y@" + closed}, ""},
-		{"nothing listens", natsFlags{URL: "nats://hw:" + password + "@" + closed}, ""},
-		{"nothing listens, in a list, over TLS", natsFlags{URL: "nats://" + closed + ",tls://hw:" + password + "@" + closed}, ""},
-		{"refused password", natsFlags{URL: "nats://hw:" + password + "@" + refusing}, ""},
-		{"refused token", natsFlags{URL: "nats://" + password + "@" + refusing}, ""},
-		{"credentials instead of a file name", natsFlags{URL: ns.ClientURL(), Creds: "-----BEGIN NATS USER JWT-----\n" + password + "\n------END NATS USER JWT------\n"}, ""},
+		{"does not parse", natsFlags{URL: "nats://hw:" + password + " x/y@" + closed}},
+		{"a comma in the password", natsFlags{URL: "nats://hw:" + password + "," + password + "@" + closed}},
+		{"nothing listens", natsFlags{URL: "nats://hw:" + password + "@" + closed}},
+		{"nothing listens, in a list, over TLS", natsFlags{URL: "nats://" + closed + ",tls://hw:" + password + "@" + closed}},
+		{"refused password", natsFlags{URL: "nats://hw:" + password + "@" + refusing}},
+		{"refused token", natsFlags{URL: "nats://" + password + "@" + refusing}},
+		{"credentials instead of a file name", natsFlags{URL: ns.ClientURL(), Creds: "-----BEGIN NATS USER JWT-----\n" + password + "\n------END NATS USER JWT------\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, _, err := tc.conn.connect(tc.conn.URL)

@@ -255,6 +255,12 @@ func redactURLs(urls string) (shown string, secrets []string) {
 		}
 		at := strings.LastIndex(rest, "@")
 		if at < 0 {
+			// A password holding a comma splits its URL in two: the first half does not
+			// parse (its "port" is the password's start), and is not shown.
+			if _, err := url.Parse("nats://" + rest); err != nil {
+				parts[i] = "(a URL that does not parse)"
+				secrets = append(secrets, rest)
+			}
 			continue
 		}
 		user, password, hasPassword := strings.Cut(rest[:at], ":")
