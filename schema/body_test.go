@@ -22,6 +22,12 @@ func TestAppendGraphBody(t *testing.T) {
 // TestAppendGraphBodyDecodes checks the body of every good event of
 // eventCases with encoding/json and DecodeUserState.
 func TestAppendGraphBodyDecodes(t *testing.T) {
+	eachValidEvent(t, func(_ string, ev Event) { checkGraphBody(t, ev.UserState) })
+}
+
+// eachValidEvent calls fn with every good event of eventCases, decoded.
+func eachValidEvent(t *testing.T, fn func(name string, ev Event)) {
+	t.Helper()
 	for _, tc := range eventCases {
 		if !tc.valid {
 			continue
@@ -30,7 +36,7 @@ func TestAppendGraphBodyDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		checkGraphBody(t, ev.UserState)
+		fn(tc.name, ev)
 	}
 }
 

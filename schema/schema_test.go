@@ -93,19 +93,12 @@ func TestSchemaAgrees(t *testing.T) {
 // request body, accepts what AppendGraphBody makes.
 func TestSchemaGraphBody(t *testing.T) {
 	sch := compileSchema(t, "/$defs/userState")
-	for _, tc := range eventCases {
-		if !tc.valid {
-			continue
-		}
-		ev, err := Decode([]byte(tc.body))
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
+	eachValidEvent(t, func(name string, ev Event) {
 		body := ev.UserState.AppendGraphBody(nil)
 		if ok, why := schemaAccepts(sch, body); !ok {
-			t.Errorf("%s: schema rejects %s: %v", tc.name, body, why)
+			t.Errorf("%s: schema rejects %s: %v", name, body, why)
 		}
-	}
+	})
 	// And rejects, like DecodeUserState, a whole event.
 	if ok, _ := schemaAccepts(sch, []byte(good)); ok {
 		t.Errorf("$defs/userState accepts an event: %s", strings.TrimSpace(good))

@@ -50,10 +50,7 @@ func TestFullStoreHoldsEventsUntilSpaceReturns(t *testing.T) {
 	h := newHarness(t, emulator.Config{}, natstest.WithServerOptions(func(o *server.Options) { o.JetStreamMaxStore = store }))
 	h.cfg.Rate, h.cfg.Burst = 200, 10
 	r := h.start()
-	first := ids("a", 50)
-	for i, id := range first {
-		h.publish(id, event(configOK, i))
-	}
+	first := h.publishEvents("a", 50)
 	h.waitOutputs(len(first), 30*time.Second)
 
 	// Fill what is left of the store with a stream of filler.
@@ -151,10 +148,7 @@ func TestReplicasWithDifferentAckWaitsCreateOnce(t *testing.T) {
 	h.start()
 	h.cfg.AckWait = time.Second
 	h.start()
-	all := ids("ev", 60)
-	for i, id := range all {
-		h.publish(id, event(configOK, i))
-	}
+	all := h.publishEvents("ev", 60)
 	out := h.waitOutputs(len(all), 60*time.Second)
 	h.checkExactlyOnce(all, out)
 }
@@ -177,10 +171,7 @@ func TestShutdownWithHangingCreatesEndsWithinTheGrace(t *testing.T) {
 	h := newHarness(t, emulator.Config{Latency: time.Hour})
 	h.cfg.ShutdownGrace = 500 * time.Millisecond
 	r := h.start()
-	all := ids("ev", 5)
-	for i, id := range all {
-		h.publish(id, event(configOK, i))
-	}
+	all := h.publishEvents("ev", 5)
 	proctest.WaitFor(t, 10*time.Second, "creates in flight", func() bool { return h.emu.Stats().Requests >= uint64(len(all)) })
 	start := time.Now()
 	r.stop(t)

@@ -115,6 +115,16 @@ func (h *harness) publish(id string, body []byte) {
 	}
 }
 
+// publishEvents publishes n valid events with the ids prefix-0 ... and returns the ids.
+func (h *harness) publishEvents(prefix string, n int) []string {
+	h.t.Helper()
+	all := ids(prefix, n)
+	for i, id := range all {
+		h.publish(id, event(configOK, i))
+	}
+	return all
+}
+
 // outputs is everything in the result and DLQ streams, by event id.
 type outputs struct {
 	results map[string][]worker.Result

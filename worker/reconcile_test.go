@@ -27,10 +27,7 @@ func TestAmbiguousFaultsCreateNothingTwice(t *testing.T) {
 				h := newHarness(t, emulator.Config{AmbiguousRate: 0.03, AmbiguousFaults: []string{fault}, RefuseFilter: refuse, Seed: 7})
 				h.client.Timeout = 500 * time.Millisecond // a hung create is given up soon
 				h.start()
-				all := ids("ev", 300)
-				for i, id := range all {
-					h.publish(id, event(configOK, i))
-				}
+				all := h.publishEvents("ev", 300)
 				out := h.waitOutputs(len(all), 60*time.Second)
 				h.checkExactlyOnce(all, out)
 				s := h.emu.Stats()

@@ -80,6 +80,20 @@ func (r *rig) start(extra ...string) *proctest.Process {
 	return p
 }
 
+// newServerRig is a rig on a JetStream server of its own.
+func newServerRig(t *testing.T, emu emulator.Config) *rig {
+	t.Helper()
+	return newRig(t, []*natstest.Server{natstest.Start(t)}, emu)
+}
+
+// startWithEvents starts `hwstate run` with extra variables, as start does, and publishes n
+// valid events to it; it returns the process and the events' ids.
+func (r *rig) startWithEvents(n int, extra ...string) (*proctest.Process, []string) {
+	r.t.Helper()
+	p := r.start(extra...)
+	return p, r.publish(n)
+}
+
 // publish publishes n valid events ev-0 ... and returns their ids.
 func (r *rig) publish(n int) []string {
 	r.t.Helper()
@@ -144,10 +158,9 @@ func TestProcessSIGKILL(t *testing.T) {
 	proctest.SkipShort(t)
 	// Latency keeps creates in flight, so a kill may land between Graph's 201 and the ledger
 	// write, or (between creates) not.
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
+	r := newServerRig(t, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 3000
-	p := r.start("HWSTATE_RATE=500")
-	ids := r.publish(n)
+	p, ids := r.startWithEvents(n, "HWSTATE_RATE=500")
 	start := time.Now()
 	for kill := range 3 {
 		at := r.waitMidFlow((kill+1)*n/5+rand.IntN(n/10), n)
@@ -166,10 +179,9 @@ func TestProcessSIGKILL(t *testing.T) {
 // within the ack wait; a new process does the rest, every event exactly once, no duplicate.
 func TestProcessSIGTERM(t *testing.T) {
 	proctest.SkipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 5 * time.Millisecond})
+	r := newServerRig(t, emulator.Config{Latency: 5 * time.Millisecond})
 	const n, ackWait = 2000, 10 * time.Second
-	p := r.start("HWSTATE_ACK_WAIT=" + ackWait.String())
-	ids := r.publish(n)
+	p, ids := r.startWithEvents(n, "HWSTATE_ACK_WAIT="+ackWait.String())
 	r.waitMidFlow(n/4, n)
 	sent := time.Now()
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -195,7 +207,7 @@ func TestProcessSIGTERM(t *testing.T) {
 // take over its messages after the ack wait.
 func TestProcessReplicas(t *testing.T) {
 	proctest.SkipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
+	r := newServerRig(t, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 3000
 	procs := []*proctest.Process{r.start(), r.start(), r.start()}
 	ids := r.publish(n)
@@ -221,10 +233,9 @@ const (
 // Graph than the breaker lets through, and all are created once it is back.
 func TestProcessGraphOutage(t *testing.T) {
 	proctest.SkipShort(t)
-	r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{Latency: 2 * time.Millisecond})
+	r := newServerRig(t, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 1500
-	p := r.start("HWSTATE_MAX_ATTEMPTS=3")
-	ids := r.publish(n)
+	p, ids := r.startWithEvents(n, "HWSTATE_MAX_ATTEMPTS=3")
 	r.waitMidFlow(n/5, n)
 	// The breaker opens when the failures trip it, and again when its probe fails.
 	tripped, probeFailed := breakerOpened+`"closed","to":"open"`, breakerOpened+`"half-open","to":"open"`
@@ -263,8 +274,7 @@ func TestProcessNATSRestart(t *testing.T) {
 	ns := natstest.Start(t)
 	r := newRig(t, []*natstest.Server{ns}, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 2000
-	p := r.start()
-	ids := r.publish(n)
+	p, ids := r.startWithEvents(n)
 	at := r.waitMidFlow(n/3, n)
 	down := time.Now()
 	ns.Restart(t)
@@ -311,8 +321,7 @@ func TestProcessClusterNodeDown(t *testing.T) {
 	nodes := natstest.Cluster(t)
 	r := newRig(t, nodes, emulator.Config{})
 	const n = 2000
-	r.start("HWSTATE_REPLICAS=3")
-	ids := r.publish(n)
+	_, ids := r.startWithEvents(n, "HWSTATE_REPLICAS=3")
 	at := r.waitMidFlow(n/4, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

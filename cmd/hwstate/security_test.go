@@ -137,7 +137,7 @@ func TestProcessTokenNeverWritten(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			token := canary(t, "token")
-			r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{
+			r := newServerRig(t, emulator.Config{
 				Token:     "not-" + token, // refused until the test puts the worker's token in force
 				RejectIDs: []string{configRejected},
 			})
@@ -188,7 +188,7 @@ func TestProcessClientCredentialsNeverWritten(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			proxy, tunnels := refusingProxy(t)
-			r := newRig(t, []*natstest.Server{natstest.Start(t)}, emulator.Config{})
+			r := newServerRig(t, emulator.Config{})
 			p := r.start(append(tc.env(t, tc.secret),
 				"HWSTATE_GRAPH_TOKEN=", // client credentials instead
 				"HWSTATE_TENANT_ID=00000000-0000-4000-8000-00000000000a",

@@ -96,14 +96,7 @@ func TestBatchSubResponses(t *testing.T) {
 	noSlash["url"] = strings.TrimPrefix(noSlash["url"].(string), "/")
 	req := batchRequestOf(subReq("ok", testConfigID), subReq("reject", rejectID), subReq("missing", notFoundID),
 		subReq("throttle", throttleID), get, absolute, noSlash)
-	resp, body := req.send(t, srv)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%d %s", resp.StatusCode, body)
-	}
-	var answer batchAnswer
-	if err := json.Unmarshal(body, &answer); err != nil {
-		t.Fatal(err)
-	}
+	answer := req.sendBatch(t, srv)
 	want := map[string]int{"ok": 201, "reject": 400, "missing": 404, "throttle": 429, "get": 405, "abs": 400, "noslash": 201}
 	got := map[string]batchSubResponse{}
 	for _, r := range answer.Responses {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -14,21 +15,17 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hwstate/hwstate/internal/graphtest"
 	"github.com/hwstate/hwstate/schema"
 )
 
 const (
-	testConfigID = "0f3c9a1e-5b2d-4c7e-9a10-2f6d8b4e1c33"
+	testConfigID = graphtest.ConfigID
 	testToken    = "s3cr3t-t0ken"
 	testPrefix   = "/beta/deviceManagement/hardwareConfigurations/"
 )
 
-var testState = schema.UserState{
-	UPN: "ada@contoso.com", UserEmail: "ada@contoso.com", UserName: "Ada Lovelace",
-	LastStateUpdateDateTime: "2017-01-01T00:02:58.4418045-08:00",
-	SuccessfulDeviceCount:   5, FailedDeviceCount: 1, PendingDeviceCount: 2,
-	NotApplicableDeviceCount: 8, UnknownDeviceCount: 2,
-}
+var testState = graphtest.UserState()
 
 func testBody() []byte { return testState.AppendGraphBody(nil) }
 
@@ -235,14 +232,21 @@ func TestCreated(t *testing.T) {
 		t.Errorf("@odata.context %q, want %q", created["@odata.context"], wantContext)
 	}
 	// The rest is the entity as posted.
-	delete(created, "id")
 	delete(created, "@odata.context")
+	checkPosted(t, created)
+}
+
+// checkPosted fails t unless entity, but for its id, is the test body as posted.
+func checkPosted(t *testing.T, entity map[string]any) {
+	t.Helper()
 	var posted map[string]any
 	if err := json.Unmarshal(testBody(), &posted); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(created, posted) {
-		t.Errorf("entity %v, want %v", created, posted)
+	got := maps.Clone(entity)
+	delete(got, "id")
+	if !reflect.DeepEqual(got, posted) {
+		t.Errorf("entity %v, want %v as posted", got, posted)
 	}
 }
 

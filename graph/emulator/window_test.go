@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -39,14 +40,7 @@ func TestWindowOverHTTP(t *testing.T) {
 	}
 	clock.Advance(2 * time.Second)
 	batch := batchRequestOf(subReq("a", testConfigID), subReq("b", testConfigID), subReq("c", testConfigID))
-	resp, body := batch.send(t, srv)
-	if resp.StatusCode != 200 {
-		t.Fatalf("$batch: %d %s", resp.StatusCode, body)
-	}
-	var answer batchAnswer
-	if err := json.Unmarshal(body, &answer); err != nil {
-		t.Fatal(err)
-	}
+	answer := batch.sendBatch(t, srv)
 	statuses := map[int]int{}
 	for _, sub := range answer.Responses {
 		statuses[sub.Status]++
@@ -106,6 +100,20 @@ func TestWindowAndBucket(t *testing.T) {
 			t.Fatalf("step %d: %d, Retry-After %q; want %d %q: %s", i, resp.StatusCode, resp.Header.Get("Retry-After"), step.status, step.retryAfter, body)
 		}
 	}
+}
+
+// sendBatch sends the $batch request and decodes its answer, failing t unless it is a 200.
+func (r rawRequest) sendBatch(t testing.TB, srv *httptest.Server) batchAnswer {
+	t.Helper()
+	resp, body := r.send(t, srv)
+	var answer batchAnswer
+	if resp.StatusCode != 200 {
+		t.Fatalf("$batch: %d %s", resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatalf("$batch answer %s: %v", body, err)
+	}
+	return answer
 }
 
 func batchRequestOf(subs ...map[string]any) rawRequest {

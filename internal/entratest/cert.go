@@ -17,6 +17,22 @@ import (
 // is the private key's PEM block alone, for tests that look for it where it must not be.
 func Certificate(t testing.TB) (text, key string) {
 	t.Helper()
+	priv, der := SelfSigned(t)
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
+	text = "Bag Attributes\n    localKeyID: 01 00 00 00 \n    friendlyName: hwstate\nKey Attributes: <No Attributes>\n" + key +
+		"Bag Attributes\n    localKeyID: 01 00 00 00 \nsubject=CN = hwstate test\nissuer=CN = hwstate test\n" +
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return text, key
+}
+
+// SelfSigned is an RSA key and a certificate for it (DER), signed by itself and valid from
+// an hour ago to an hour from now, for a test to write out in the form it needs.
+func SelfSigned(t testing.TB) (*rsa.PrivateKey, []byte) {
+	t.Helper()
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -29,13 +45,5 @@ func Certificate(t testing.TB) (text, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
-	text = "Bag Attributes\n    localKeyID: 01 00 00 00 \n    friendlyName: hwstate\nKey Attributes: <No Attributes>\n" + key +
-		"Bag Attributes\n    localKeyID: 01 00 00 00 \nsubject=CN = hwstate test\nissuer=CN = hwstate test\n" +
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return text, key
+	return priv, der
 }
