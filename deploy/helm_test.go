@@ -72,11 +72,10 @@ func helmTemplate(t *testing.T, c *chart.Chart, values string) ([]object, error)
 	return objs, nil
 }
 
-// The chart renders in each of its shapes into objects that decode strictly (or meet their
-// CRD), pods that meet Pod Security "restricted", settings from files in mounted Secrets;
-// values its schema refuses are refused.
-func TestHelmChart(t *testing.T) {
-	const wiTenant, wiClient = "72f988bf-86f1-41af-91ab-2d7cd011db47", "3f1e5c2a-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+// loadChart loads the chart, and makes a NATS account's public key for the values that
+// turn KEDA on, which must name one.
+func loadChart(t *testing.T) (*chart.Chart, string) {
+	t.Helper()
 	c, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)
@@ -85,10 +84,19 @@ func TestHelmChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testAccount, err := kp.PublicKey()
+	account, err := kp.PublicKey()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, account
+}
+
+// The chart renders in each of its shapes into objects that decode strictly (or meet their
+// CRD), pods that meet Pod Security "restricted", settings from files in mounted Secrets;
+// values its schema refuses are refused.
+func TestHelmChart(t *testing.T) {
+	const wiTenant, wiClient = "72f988bf-86f1-41af-91ab-2d7cd011db47", "3f1e5c2a-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
+	c, testAccount := loadChart(t)
 	if c.Metadata.AppVersion != imageTag(t) {
 		t.Errorf("chart appVersion %s, the kustomization's image tag %s: want one released version", c.Metadata.AppVersion, imageTag(t))
 	}

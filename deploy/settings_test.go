@@ -3,15 +3,11 @@ package deploy_test
 import (
 	"encoding/json"
 	"maps"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/nats-io/nkeys"
-	"helm.sh/helm/v3/pkg/chart/loader"
 
 	"github.com/hwstate/hwstate/internal/proctest"
 )
@@ -19,16 +15,7 @@ import (
 // hwstate is the worker binary the tests run, built on first use.
 var hwstate *proctest.Binary
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hwstate-deploy-test-")
-	if err != nil {
-		panic(err)
-	}
-	hwstate = proctest.NewBinary(dir)
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, &hwstate) }
 
 // known are the variables `hwstate run --help` lists: every setting it reads.
 func known(t *testing.T) map[string]bool {
@@ -68,18 +55,7 @@ func TestSettingsAreKnown(t *testing.T) {
 		check("docker-compose.yml", slices.Collect(maps.Keys(w.Environment)))
 	}
 	check("kustomize", podSettings(t, kustomize(t, withComponents(t, "monitoring"))))
-	c, err := loader.Load(chartDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := nkeys.CreateAccount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	account, err := kp.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, account := loadChart(t)
 	for _, values := range []string{"keda: {account: " + account + "}", "keda: {enabled: false}\ngraph: {credential: certificate}"} {
 		objs, err := helmTemplate(t, c, values)
 		if err != nil {

@@ -91,13 +91,13 @@ func TestBatcherSubResponsesKeepTheirOutcome(t *testing.T) {
 func TestBatcherFailedBatchFailsEveryCreate(t *testing.T) {
 	cases := []struct {
 		name   string
-		cfg    emulator.Config
-		tokens TokenSource
 		status int
 		class  Class
+		cfg    emulator.Config
+		tokens TokenSource
 	}{
-		{"outage is transient", emulator.Config{Outage: true}, StaticToken(testToken), 503, Transient},
-		{"401 is systemic", emulator.Config{}, StaticToken("wrong"), 401, Systemic},
+		{"outage is transient", 503, Transient, emulator.Config{Outage: true}, StaticToken(testToken)},
+		{"401 is systemic", 401, Systemic, emulator.Config{}, StaticToken("wrong")},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {

@@ -443,10 +443,8 @@ func TestDecodeValues(t *testing.T) {
 
 func TestDecodeUserState(t *testing.T) {
 	tests := []struct {
-		name  string
-		body  string
-		valid bool
-		field string
+		name, body, field string
+		valid             bool
 	}{
 		{name: "good", body: userStateWith("", ""), valid: true},
 		{name: "with odata type and id", body: `{"@odata.type":"` + ODataType + `","id":"x",` + userStateWith("", "")[1:], valid: true},

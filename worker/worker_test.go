@@ -110,14 +110,13 @@ func TestInvalidEventsAreDeadLetteredWithTheirOriginal(t *testing.T) {
 
 func TestGraphAnswers(t *testing.T) {
 	cases := []struct {
-		name        string
-		emu         emulator.Config
-		config      string
-		maxAttempts int
-		want        worker.Outcome
-		status      int
-		code        string
-		attempts    int
+		name, config string
+		emu          emulator.Config
+		maxAttempts  int
+		want         worker.Outcome
+		status       int
+		code         string
+		attempts     int
 	}{
 		{name: "404 unknown configuration", emu: emulator.Config{NotFoundIDs: []string{configNotFound}},
 			config: configNotFound, want: worker.GraphRejected, status: 404, code: "ResourceNotFound", attempts: 1},

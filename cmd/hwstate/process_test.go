@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -23,16 +22,7 @@ import (
 // hwstate is the binary the process tests run, built on first use.
 var hwstate *proctest.Binary
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hwstate-proctest-")
-	if err != nil {
-		panic(err)
-	}
-	hwstate = proctest.NewBinary(dir)
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, &hwstate) }
 
 const testToken = "process-test-token"
 

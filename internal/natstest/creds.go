@@ -27,17 +27,20 @@ func WithUsers(users map[string]jwt.Permissions) Option {
 				t.Fatalf("credentials: %v", err)
 			}
 		}
-		opKey, err := nkeys.CreateOperator()
-		must(err)
-		opPub, err := opKey.PublicKey()
-		must(err)
-		resolver := &server.MemAccResolver{}
-		account := func(jetStream bool) (nkeys.KeyPair, string) {
+		// keyPair makes a key of the kind create makes, and its public key.
+		keyPair := func(create func() (nkeys.KeyPair, error)) (nkeys.KeyPair, string) {
 			t.Helper()
-			kp, err := nkeys.CreateAccount()
+			kp, err := create()
 			must(err)
 			pub, err := kp.PublicKey()
 			must(err)
+			return kp, pub
+		}
+		opKey, opPub := keyPair(nkeys.CreateOperator)
+		resolver := &server.MemAccResolver{}
+		account := func(jetStream bool) (nkeys.KeyPair, string) {
+			t.Helper()
+			kp, pub := keyPair(nkeys.CreateAccount)
 			claims := jwt.NewAccountClaims(pub)
 			if jetStream {
 				claims.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
@@ -60,10 +63,7 @@ func WithUsers(users map[string]jwt.Permissions) Option {
 		dir := t.TempDir()
 		user := func(name string, perms jwt.Permissions) string {
 			t.Helper()
-			userKey, err := nkeys.CreateUser()
-			must(err)
-			userPub, err := userKey.PublicKey()
-			must(err)
+			userKey, userPub := keyPair(nkeys.CreateUser)
 			claims := jwt.NewUserClaims(userPub)
 			claims.Name, claims.Permissions = name, perms
 			userJWT, err := claims.Encode(accKey)

@@ -6,6 +6,7 @@
 package proctest
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
@@ -22,6 +23,21 @@ type Binary struct {
 	path string
 	err  error
 	out  []byte
+}
+
+// Main runs a package's tests with *b a Binary that builds into a temporary directory,
+// removed once they are over, and exits with their code. For the package's TestMain:
+//
+//	func TestMain(m *testing.M) { proctest.Main(m, &hwstate) }
+func Main(m *testing.M, b **Binary) {
+	dir, err := os.MkdirTemp("", "hwstate-test-")
+	if err != nil {
+		panic(err)
+	}
+	*b = NewBinary(dir)
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // NewBinary returns a Binary that builds into dir (which the caller removes).
