@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,9 +56,19 @@ type Batcher struct {
 	Size int
 	// Linger is how long the first create of a batch waits for others; 0 means 5ms.
 	Linger time.Duration
+	// Auto gathers only creates that are due at the same moment, and makes none wait for
+	// others to come (HWSTATE_GRAPH_BATCH=auto): a create goes at once, alone (a plain
+	// create, no $batch), while fewer than Parallel requests are in flight; creates that
+	// arrive while all of them are busy go together, up to Size, when one comes back.
+	// Batches so form under load only, where they save the most. Linger does not apply.
+	Auto bool
+	// Parallel is the most requests in flight in Auto mode; 0 means 2.
+	Parallel int
 
-	mu      sync.Mutex
-	pending *batch // the batch being gathered; nil when none
+	mu       sync.Mutex
+	pending  *batch       // the batch being gathered; nil when none
+	inFlight int          // Auto: requests in flight
+	queue    []*batchCall // Auto: creates waiting for one of them to come back
 }
 
 // batch is the creates gathered for one $batch.
@@ -85,8 +96,13 @@ func (b *Batcher) Create(ctx context.Context, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("%w: %q", ErrInvalidConfigurationID, req.ConfigurationID)
 	}
 	call := &batchCall{req: req, done: make(chan batchResult, 1)}
-	if full := b.add(call); full != nil {
-		b.send(full)
+	switch {
+	case b.Auto:
+		b.enqueue(call)
+	default:
+		if full := b.add(call); full != nil {
+			b.send(full.calls)
+		}
 	}
 	select {
 	case r := <-call.done:
@@ -103,12 +119,51 @@ func (b *Batcher) ListUserStates(ctx context.Context, req ListRequest) ([]UserSt
 	return b.Client.ListUserStates(ctx, req)
 }
 
+// size is the most creates in one $batch.
+func (b *Batcher) size() int {
+	if b.Size <= 0 || b.Size > MaxBatch {
+		return MaxBatch
+	}
+	return b.Size
+}
+
+// enqueue sends call at once when a request slot is free (Auto), and queues it otherwise.
+func (b *Batcher) enqueue(call *batchCall) {
+	parallel := b.Parallel
+	if parallel <= 0 {
+		parallel = 2
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inFlight < parallel {
+		b.inFlight++
+		go b.drain([]*batchCall{call})
+		return
+	}
+	b.queue = append(b.queue, call)
+}
+
+// drain sends calls, then whatever queued meanwhile (up to Size at a time), until the queue
+// is empty: one request slot of Auto mode.
+func (b *Batcher) drain(calls []*batchCall) {
+	for {
+		b.send(calls)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.inFlight--
+			b.mu.Unlock()
+			return
+		}
+		n := min(len(b.queue), b.size())
+		calls = slices.Clone(b.queue[:n])
+		b.queue = slices.Delete(b.queue, 0, n)
+		b.mu.Unlock()
+	}
+}
+
 // add puts call into the batch being gathered and returns that batch if call filled it.
 func (b *Batcher) add(call *batchCall) *batch {
-	size := b.Size
-	if size <= 0 || size > MaxBatch {
-		size = MaxBatch
-	}
+	size := b.size()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pending == nil {
@@ -139,7 +194,7 @@ func (b *Batcher) flush(p *batch) {
 	}
 	b.pending = nil
 	b.mu.Unlock()
-	b.send(p)
+	b.send(p.calls)
 }
 
 // batchRequest and batchAnswer are the JSON of a $batch and of its answer.
@@ -166,10 +221,17 @@ type subResponseJSON struct {
 	Body    json.RawMessage   `json:"body,omitempty"`
 }
 
-// send posts one $batch and hands every caller its answer.
-func (b *Batcher) send(p *batch) {
-	results := b.do(p.calls)
-	for i, call := range p.calls {
+// send posts one $batch, or a lone create as itself, and hands every caller its answer.
+func (b *Batcher) send(calls []*batchCall) {
+	if len(calls) == 1 {
+		// Alone: a plain create, within Client's Timeout like a $batch (the caller may have
+		// stopped waiting).
+		resp, err := b.Client.Create(context.Background(), calls[0].req)
+		calls[0].done <- batchResult{resp, err}
+		return
+	}
+	results := b.do(calls)
+	for i, call := range calls {
 		call.done <- results[i]
 	}
 }

@@ -168,3 +168,61 @@ func TestBatcherRefusesABadConfigurationID(t *testing.T) {
 		t.Fatalf("err %v, want ErrInvalidConfigurationID", err)
 	}
 }
+
+// Auto mode: a create alone goes at once as a plain create; creates that come while every
+// request slot is busy go together in $batch requests, each answered as if sent alone.
+func TestBatcherAutoBatchesOnlyCreatesDueTogether(t *testing.T) {
+	t.Run("alone", func(t *testing.T) {
+		e, srv := newEmulatorServer(t, emulator.Config{Token: testToken})
+		b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Auto: true}
+		for i := range 3 {
+			if r, err := b.Create(context.Background(), testRequest(fmt.Sprint("ev-", i))); err != nil || r.Status != 201 {
+				t.Fatalf("create %d: %+v %v", i, r, err)
+			}
+		}
+		if s := e.Stats(); s.Batches != 0 || s.Requests != 3 || s.Creates != 3 {
+			t.Errorf("stats %+v: want 3 plain creates, no $batch", s)
+		}
+	})
+	t.Run("due together", func(t *testing.T) {
+		// The first create holds the one slot for a second: every other caller comes while
+		// it is busy, and they go together, 20 at most in each $batch.
+		e, srv := newEmulatorServer(t, emulator.Config{Token: testToken, Latency: time.Second})
+		b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Auto: true, Parallel: 1}
+		first := make(chan struct{})
+		go func() {
+			defer close(first)
+			if _, err := b.Create(context.Background(), testRequest("first")); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitRequests(t, e, 1)
+		const n = 40
+		resps, errs := concurrently(n, func(i int) (Response, error) {
+			return b.Create(context.Background(), testRequest(fmt.Sprint("ev-", i)))
+		})
+		<-first
+		for i := range n {
+			if errs[i] != nil || resps[i].Status != 201 || e.CreatesFor(resps[i].ClientRequestID) != 1 {
+				t.Fatalf("create %d: %+v %v", i, resps[i], errs[i])
+			}
+		}
+		// The callers queue while the first is in flight; a slow machine may let the first
+		// $batch leave before all of them have, never one request per create.
+		if s := e.Stats(); s.Creates != n+1 || s.Batches < n/MaxBatch || s.Batches > n/2 {
+			t.Errorf("stats %+v: want %d creates in few $batch requests", s, n+1)
+		}
+	})
+}
+
+// waitRequests waits until the emulator has seen n requests.
+func waitRequests(t *testing.T, e *emulator.Emulator, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Stats().Requests < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests at the emulator, want %d", e.Stats().Requests, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -72,16 +72,22 @@ func (c *claims) local(ctx context.Context, eventID string) (release func(), err
 // otherwise it takes the event's claim (ev.claim) and says whether Graph may already hold
 // the entity (ev.mightExist). It waits while another live process holds the claim.
 func (w *Worker) claimEvent(ctx context.Context, ev *event) (record, error) {
+	// A first delivery almost never has a record: claiming at once (a create that fails
+	// when the key exists) spares the lookup, a round trip per event.
+	look := ev.meta.NumDelivered > 1
 	for {
 		var rec record
 		var rev uint64
-		err := w.retryNATS(ctx, ev.log, "ledger get", func(ctx context.Context) (err error) {
-			rec, rev, err = w.ledgerNow().get(ctx, ev.id)
-			return err
-		})
-		if err != nil || rec.done() {
-			return rec, err
+		if look {
+			err := w.retryNATS(ctx, ev.log, "ledger get", func(ctx context.Context) (err error) {
+				rec, rev, err = w.ledgerNow().get(ctx, ev.id)
+				return err
+			})
+			if err != nil || rec.done() {
+				return rec, err
+			}
 		}
+		look = true
 		now := w.opts.now()
 		// Delivered before, and no word from that delivery: it may have created the event.
 		mightExist := ev.meta.NumDelivered > 1
@@ -99,7 +105,7 @@ func (w *Worker) claimEvent(ctx context.Context, ev *event) (record, error) {
 		}
 		held := &claim{id: ev.id, until: now.Add(w.cfg.ClaimTTL)}
 		mine := record{Claim: &claimState{Owner: w.owner, Until: held.until}}
-		err = w.retryNATS(ctx, ev.log, "ledger claim", func(ctx context.Context) (err error) {
+		err := w.retryNATS(ctx, ev.log, "ledger claim", func(ctx context.Context) (err error) {
 			held.rev, err = w.ledgerNow().write(ctx, ev.id, mine, rev)
 			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return nil // someone else wrote first: look again

@@ -40,10 +40,11 @@ func TestGraphClientFromSettings(t *testing.T) {
 		wantErr   string // empty: no error
 		wantBatch bool
 	}{
-		{"fixed token", []string{"--graph-token", "x"}, "", false},
+		{"fixed token, $batch auto by default", []string{"--graph-token", "x"}, "", true},
 		{"fixed token, batched", []string{"--graph-token", "x", "--graph-batch", "20"}, "", true},
-		{"client secret", []string{"--tenant-id", "t", "--client-id", "c", "--client-secret", secret}, "", false},
-		{"client secret in the usgov cloud", []string{"--graph-cloud", "usgov", "--tenant-id", "t", "--client-id", "c", "--client-secret", secret}, "", false},
+		{"fixed token, never batched", []string{"--graph-token", "x", "--graph-batch", "1"}, "", false},
+		{"client secret", []string{"--tenant-id", "t", "--client-id", "c", "--client-secret", secret}, "", true},
+		{"client secret in the usgov cloud", []string{"--graph-cloud", "usgov", "--tenant-id", "t", "--client-id", "c", "--client-secret", secret, "--graph-batch", "1"}, "", false},
 		{"nothing", nil, "no Graph credentials", false},
 		{"tenant only", []string{"--tenant-id", "t"}, "missing --client-id (HWSTATE_CLIENT_ID), --client-secret (HWSTATE_CLIENT_SECRET) or --client-cert", false},
 		{"secret without tenant", []string{"--client-id", "c", "--client-secret", secret}, "missing --tenant-id (HWSTATE_TENANT_ID)", false},
@@ -84,7 +85,9 @@ func TestGraphBatchSettings(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--graph-batch", "20", "--concurrency", "20"}, ""},
-		{[]string{"--graph-batch", "21"}, "--graph-batch must be from 1 to 20"},
+		{[]string{"--graph-batch", "auto", "--concurrency", "1"}, ""},
+		{[]string{"--graph-batch", "21"}, "--graph-batch must be auto or from 1 to 20"},
+		{[]string{"--graph-batch", "0"}, "want a positive number or auto"},
 		{[]string{"--graph-batch", "20", "--concurrency", "19"}, "--graph-batch must be at most --concurrency"},
 	}
 	for _, tt := range cases {

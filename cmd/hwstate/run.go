@@ -98,7 +98,10 @@ func (s *settings) graphClient(opts ...graph.SignInOption) (worker.Creator, erro
 		return nil, err
 	}
 	client := &graph.Client{BaseURL: base, Tokens: tokens, Timeout: s.GraphTimeout}
-	if s.GraphBatch > 1 {
+	switch {
+	case s.GraphBatch == 0: // auto
+		return &graph.Batcher{Client: client, Auto: true}, nil
+	case s.GraphBatch > 1:
 		return &graph.Batcher{Client: client, Size: s.GraphBatch}, nil
 	}
 	return client, nil

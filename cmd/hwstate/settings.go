@@ -108,17 +108,17 @@ func envName(flag string) string {
 	return "HWSTATE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// fetchBatch is a message count or "auto".
-type fetchBatch int
+// countOrAuto is a count or "auto" (0).
+type countOrAuto int
 
-func (f *fetchBatch) String() string {
+func (f *countOrAuto) String() string {
 	if *f == 0 {
 		return "auto"
 	}
 	return strconv.Itoa(int(*f))
 }
 
-func (f *fetchBatch) Set(s string) error {
+func (f *countOrAuto) Set(s string) error {
 	if s == "auto" {
 		*f = 0
 		return nil
@@ -127,7 +127,7 @@ func (f *fetchBatch) Set(s string) error {
 	if err != nil || n < 1 {
 		return fmt.Errorf("want a positive number or auto")
 	}
-	*f = fetchBatch(n)
+	*f = countOrAuto(n)
 	return nil
 }
 
@@ -149,12 +149,12 @@ func (s *settings) register(fs *flag.FlagSet) {
 	s.ClientSecret.register(fs, "client-secret", "sign-in: a client secret of the app registration (prefer --client-secret-file or the environment variable; never logged)")
 	s.ClientCert.register(fs, "client-cert", "sign-in: the app registration's certificate with its unencrypted private key: the PEM itself (anything holding -----BEGIN) or the name of a file holding it; instead of --client-secret")
 	s.GraphToken.register(fs, "graph-token", "a fixed bearer token instead of client credentials (emulators, tests; never refreshed)")
-	fs.IntVar(&s.GraphBatch, "graph-batch", 1, "creates per Graph $batch request, 1 to 20 (1 = no $batch); batches fill only with --concurrency at least this and a rate that lets that many go at once, and Graph counts every create in them against its limits")
+	fs.Var((*countOrAuto)(&s.GraphBatch), "graph-batch", "creates per Graph $batch request: auto sends creates that are due at the same moment together, up to 20, and a lone create alone; a number from 1 to 20 fixes the most (1 = never $batch; batches fill only with --concurrency at least this); Graph counts every create in a $batch against its limits")
 	fs.DurationVar(&s.GraphTimeout, "graph-timeout", 30*time.Second, "one Graph request's time limit")
 	fs.Float64Var(&s.Rate, "rate", worker.DefaultRate, "Graph creates per second for this process, at most: a 429 lowers the rate in force, successes raise it back (Intune publishes 100 writes per 20 s per app per tenant; with N replicas the tenant sees up to N times this)")
 	fs.IntVar(&s.Burst, "burst", worker.DefaultBurst, "Graph creates allowed at once above the rate")
 	fs.IntVar(&s.Concurrency, "concurrency", worker.DefaultConcurrency, "Graph creates in flight at most")
-	fs.Var((*fetchBatch)(&s.FetchBatch), "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
+	fs.Var((*countOrAuto)(&s.FetchBatch), "fetch-batch", "messages pulled at a time, or auto: half of rate x ack wait, 1 to 1000")
 	fs.DurationVar(&s.AckWait, "ack-wait", worker.DefaultAckWait, "the consumer's ack wait")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", worker.DefaultMaxAttempts, "Graph attempts that failed transiently before retries_exhausted")
 	fs.DurationVar(&s.MaxRetryAfter, "max-retry-after", worker.DefaultMaxRetryAfter, "longest wait a single Retry-After from Graph can impose")
@@ -319,7 +319,7 @@ func (s *settings) validate() error {
 	check(s.Rate > 0, "--rate must be above 0")
 	check(s.Burst >= 1, "--burst must be at least 1")
 	check(s.Concurrency >= 1, "--concurrency must be at least 1")
-	check(s.GraphBatch >= 1 && s.GraphBatch <= 20, "--graph-batch must be from 1 to 20")
+	check(s.GraphBatch >= 0 && s.GraphBatch <= 20, "--graph-batch must be auto or from 1 to 20")
 	check(s.GraphBatch <= s.Concurrency, "--graph-batch must be at most --concurrency: a batch fills only with that many creates in flight")
 	check(s.MaxAttempts >= 1, "--max-attempts must be at least 1")
 	check(s.AckWait >= time.Second, "--ack-wait must be at least 1s")

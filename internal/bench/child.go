@@ -43,7 +43,7 @@ func startWorker(sc scenario, sb *sandbox.Sandbox, cfg Config) (*child, error) {
 		"BURST":          strconv.Itoa(sc.burst),
 		"CONCURRENCY":    strconv.Itoa(sc.concurrency),
 		"ACK_WAIT":       sc.ackWait.String(),
-		"GRAPH_BATCH":    strconv.Itoa(sc.graphBatch),
+		"GRAPH_BATCH":    sc.graphBatchSetting(),
 		"HTTP_ADDR":      addr,
 		"LOG_LEVEL":      "warn",
 	}

@@ -9,20 +9,28 @@ import (
 	"time"
 )
 
-// target is a figure a scenario must reach (issue #6): at least or at most value, or
-// batchValue when the worker sends full $batch requests.
+// target is a figure a scenario must reach (issues #6, #11): at least or at most value, or
+// unbatched when the worker never sends $batch (--graph-batch 1).
 type target struct {
-	figure     string
-	atLeast    bool
-	value      float64
-	batchValue float64
+	figure    string
+	atLeast   bool
+	value     float64
+	unbatched float64
 }
 
 func (t target) want(sc scenario) float64 {
-	if t.batchValue > 0 && sc.graphBatch >= 20 {
-		return t.batchValue
+	if t.unbatched > 0 && sc.graphBatch == 1 {
+		return t.unbatched
 	}
 	return t.value
+}
+
+// graphBatch is HWSTATE_GRAPH_BATCH for a scenario: a count, or auto (0).
+func (sc scenario) graphBatchSetting() string {
+	if sc.graphBatch == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(sc.graphBatch)
 }
 
 // figure is one line of the table: a label for people, a key for machines.
@@ -92,7 +100,7 @@ func (r *result) report() *Report {
 		}
 	}
 	add("graph_requests", "Graph creates sent (429s included)", float64(r.requests), 0)
-	if sc.graphBatch > 1 {
+	if sc.graphBatch != 1 {
 		add("graph_batches", "Graph $batch requests", float64(r.batches), 0)
 		// How full the batches were: --graph-batch when every one is, lower when the tail
 		// of each pull, or creates trickling in, send them part-full.
@@ -182,9 +190,9 @@ func (f Report) settings() string {
 	if sc.publishCommand {
 		return "hwstate publish --file <events, one a line> (default --max-pending)"
 	}
-	s := fmt.Sprintf("rate %g/s burst %d, concurrency %d, ack wait %s, graph batch %d", sc.rate, sc.burst, sc.concurrency, sc.ackWait, sc.graphBatch)
+	s := fmt.Sprintf("rate %g/s burst %d, concurrency %d, ack wait %s, graph batch %s", sc.rate, sc.burst, sc.concurrency, sc.ackWait, sc.graphBatchSetting())
 	if sc.rate == unlimitedRate {
-		s = fmt.Sprintf("rate unlimited, concurrency %d, ack wait %s, graph batch %d", sc.concurrency, sc.ackWait, sc.graphBatch)
+		s = fmt.Sprintf("rate unlimited, concurrency %d, ack wait %s, graph batch %s", sc.concurrency, sc.ackWait, sc.graphBatchSetting())
 	}
 	return s
 }
