@@ -61,6 +61,16 @@ const (
 	maxStep = time.Second
 	// rateFloor keeps a worker that was throttled hard from stopping altogether.
 	rateFloor = 0.1
+	// startRate is where a worker that has learned nothing of its tenant begins: Intune's
+	// published write limit per app per tenant (100 per 20 s). Starting at the configured
+	// rate instead finds the tenant's limit by being throttled, hard.
+	startRate = 5.0
+	// slowStartGain is how fast the rate grows from startRate until the first 429, TCP's
+	// slow start applied to a rate: each create Graph takes adds slowStartGain per second to
+	// the rate, which so grows by e^slowStartGain per second of sending at it (twenty-fold):
+	// a worker set far above its tenant's limit finds it within a second or two, and
+	// overshoots it by what a fraction of a second's growth adds.
+	slowStartGain = 3.0
 )
 
 // pacer decides when the next Graph create may go: the adaptive rate limit, and a pause of
@@ -70,6 +80,9 @@ type pacer struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 	now     func() time.Time // time.Now; a fake clock in tests
+	// onLevel, when set, is told each level a 429 teaches, so that it outlives the process.
+	// It is called with the pacer locked: it must not block.
+	onLevel func(level float64)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -89,18 +102,51 @@ type pacer struct {
 }
 
 func newPacer(perSecond float64, burst int, m *Metrics) *pacer {
-	return newPacerAt(perSecond, burst, m, time.Now)
+	return newPacerAt(perSecond, perSecond, burst, m, time.Now)
 }
 
-func newPacerAt(perSecond float64, burst int, m *Metrics, now func() time.Time) *pacer {
+// newPacerAt is a pacer whose rate starts at start (at most the ceiling, perSecond) and
+// grows from there until the first 429 (slow start).
+func newPacerAt(start, perSecond float64, burst int, m *Metrics, now func() time.Time) *pacer {
+	start = min(start, perSecond)
+	t := now()
 	return &pacer{
-		limiter: rate.NewLimiter(rate.Limit(perSecond), burst),
-		metrics: m,
-		now:     now,
-		started: now(),
-		ceiling: perSecond,
-		current: perSecond,
+		limiter:   rate.NewLimiter(rate.Limit(start), burst),
+		metrics:   m,
+		now:       now,
+		started:   t,
+		lastClimb: t,
+		ceiling:   perSecond,
+		current:   start,
 	}
+}
+
+// learn starts the pacer at a level learned before (by this worker before a restart, or by
+// another replica of it): just under it, holding there before probing above, as after a
+// cut, instead of slow-starting towards it.
+func (p *pacer) learn(level float64) {
+	if level <= 0 {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.level = level
+	p.holdFrom, p.lastClimb = now, now
+	p.setLocked(min(max(holdShare*level, rateFloor), p.ceiling))
+}
+
+func (p *pacer) setOnLevel(f func(float64)) {
+	p.mu.Lock()
+	p.onLevel = f
+	p.mu.Unlock()
+}
+
+// learned is the level the pacer holds to: what Graph is known to take (0: nothing known).
+func (p *pacer) learned() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.level
 }
 
 // wait blocks until a create may be sent, taking one token of the rate limit.
@@ -150,6 +196,12 @@ func (p *pacer) throttled(d time.Duration) {
 	}
 	taken := p.acceptedRateLocked(now, 0)
 	next := max(p.current*rateCut, keepShare*taken)
+	if p.level == 0 && p.current < p.ceiling {
+		// The end of slow start: the rate grew while Graph took it, and the last moments say
+		// what it takes better than the horizon, which holds the climb from startRate.
+		taken = max(taken, p.recentRateLocked(now))
+		next = keepShare * taken
+	}
 	if d >= longPause {
 		// What was accepted is all Graph will take until the pause ends: young, over the
 		// time to then (a first window's burst then a pause to its end is the window's
@@ -170,6 +222,9 @@ func (p *pacer) throttled(d time.Duration) {
 	}
 	p.lastCut, p.lastClimb, p.holdFrom = now, now, p.pausedUntil
 	p.setLocked(min(max(next, rateFloor), p.ceiling))
+	if p.onLevel != nil {
+		p.onLevel(p.level)
+	}
 }
 
 // accepted answers a create Graph took (created or rejected): it counts towards the horizon,
@@ -185,11 +240,19 @@ func (p *pacer) accepted() {
 		b.slot, b.n = i, 0
 	}
 	b.n++
-	if p.level == 0 || p.current >= p.ceiling {
-		return // never throttled, or already at the ceiling
+	if p.current >= p.ceiling {
+		return
 	}
 	step := min(now.Sub(p.lastClimb), maxStep).Seconds()
 	p.lastClimb = now
+	if p.level == 0 { // never throttled: slow start
+		// Each create Graph took adds slowStartGain/s, so the rate grows by e^slowStartGain
+		// a second while the worker sends at it; never past three times what Graph took
+		// lately, so that a worker with little to send does not grow a rate it has never
+		// tried and then send it all at once.
+		p.setLocked(min(p.current+slowStartGain, max(3*p.recentRateLocked(now), startRate), p.ceiling))
+		return
+	}
 	next := p.current
 	if probing := now.Sub(p.holdFrom) - p.holdForLocked(); probing > 0 {
 		next *= 1 + probeGain*probing.Seconds()*step
@@ -216,6 +279,25 @@ func (p *pacer) acceptedRateLocked(now time.Time, ahead time.Duration) float64 {
 		}
 	}
 	return float64(n) / min(max(now.Sub(p.started)+ahead, time.Second), horizon).Seconds()
+}
+
+// recentSlots is how far back recentRateLocked counts: half a second, short enough to
+// follow a rate that grows twenty-fold a second.
+const recentSlots = 5
+
+// recentRateLocked is what Graph accepted over the last recentSlots, per second.
+func (p *pacer) recentRateLocked(now time.Time) float64 {
+	i, n := now.UnixNano()/int64(slot), 0
+	for _, b := range p.accepts {
+		if b.slot > i-recentSlots && b.slot <= i {
+			n += b.n
+		}
+	}
+	from := time.Unix(0, (i-recentSlots+1)*int64(slot))
+	if from.Before(p.started) {
+		from = p.started
+	}
+	return float64(n) / max(now.Sub(from), slot).Seconds()
 }
 
 func (p *pacer) setLocked(perSecond float64) {

@@ -114,7 +114,7 @@ func TestPacerAdaptsTheRate(t *testing.T) {
 			m := NewMetrics(reg)
 			m.setRateLimit(tt.ceiling)
 			c := &clock{t: time.Unix(1_000_000, 0)}
-			p := newPacerAt(tt.ceiling, 1, m, c.now)
+			p := newPacerAt(tt.ceiling, tt.ceiling, 1, m, c.now)
 			tt.steps(p, c)
 			// 1% of slack: a climb approaches its level without reaching it, and the probe's
 			// growth is counted per create, not continuously.
@@ -186,5 +186,64 @@ func TestPacerPauseHoldsEverySenderAndDropsSavedTokens(t *testing.T) {
 	cancel()
 	if err := p.wait(ctx); err == nil {
 		t.Error("wait returned nil for a cancelled context during a pause")
+	}
+}
+
+// sendTo makes the worker send at the pacer's rate for d, to a tenant that takes up to limit
+// a second: Graph accepts min(rate, limit) a second.
+func sendTo(p *pacer, c *clock, limit float64, d time.Duration) {
+	for end := c.t.Add(d); c.t.Before(end); {
+		c.advance(time.Duration(float64(time.Second) / min(p.current, limit)))
+		p.accepted()
+	}
+}
+
+// A pacer that knows nothing of its tenant starts at startRate and grows by e^slowStartGain
+// a second while it sends at its rate and Graph accepts, up to the ceiling; the first 429
+// ends the slow start at what Graph took. One that learned a level before starts just
+// under it.
+func TestPacerStarts(t *testing.T) {
+	const s = time.Second
+	const unlimited = 1e9
+	cases := []struct {
+		name      string
+		learned   float64
+		steps     func(p *pacer, c *clock)
+		low, high float64 // the rate after the steps
+		wantLevel float64
+	}{
+		{"slow start begins at startRate", 0, func(*pacer, *clock) {}, startRate, startRate, 0},
+		// e^slowStartGain a second, less what the growth by steps of one create loses.
+		{"and grows while Graph accepts", 0, func(p *pacer, c *clock) {
+			sendTo(p, c, unlimited, s)
+		}, 10 * startRate, startRate * math.Exp(slowStartGain), 0},
+		{"up to the ceiling", 0, func(p *pacer, c *clock) {
+			sendTo(p, c, unlimited, 4*s)
+		}, 1000, 1000, 0},
+		{"not while the worker has little to send", 0, func(p *pacer, c *clock) {
+			accept(p, c, 20, 10*s) // 2/s: three times that at most, counted over half a second
+		}, startRate, 3 * 2.5, 0},
+		{"the first 429 ends it at what Graph took", 0, func(p *pacer, c *clock) {
+			sendTo(p, c, 100, 3*s)
+			p.throttled(10 * time.Millisecond)
+			sendTo(p, c, 100, 2*s) // the climb under the level, within the hold
+		}, 0.95 * holdShare * 100, 100, 100},
+		{"a learned level: just under it, holding", 40, func(p *pacer, c *clock) {
+			sendTo(p, c, unlimited, 5*s) // within the hold
+		}, holdShare * 40, holdShare * 40, 40},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Unix(1e9, 0)}
+			p := newPacerAt(startRate, 1000, 1, nil, c.now)
+			p.learn(tt.learned)
+			tt.steps(p, c)
+			if got := p.current; got < tt.low*0.999 || got > tt.high*1.001 {
+				t.Errorf("rate %.3f, want %.3f to %.3f", got, tt.low, tt.high)
+			}
+			if got := p.learned(); math.Abs(got-tt.wantLevel) > tt.wantLevel*0.05+1e-9 {
+				t.Errorf("level %.3f, want %.3f", got, tt.wantLevel)
+			}
+		})
 	}
 }

@@ -69,7 +69,7 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 		opts:    o,
 		owner:   uuid.NewString(),
 		log:     o.logger,
-		pacer:   newPacerAt(cfg.Rate, cfg.Burst, o.metrics, o.now),
+		pacer:   newPacerAt(startRate, cfg.Rate, cfg.Burst, o.metrics, o.now),
 		sending: make(chan struct{}, cfg.Concurrency),
 		metrics: o.metrics,
 	}
@@ -141,6 +141,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})()
 	w.setConsumer(cons)
+	w.loadLevel(ctx, w.ledgerNow().kv)
+	levels := make(chan float64, 1)
+	w.pacer.setOnLevel(levelReporter(levels))
+	go w.saveLevels(hard, levels)
 	go w.held.keepAlive(hard, w.serverAckWait, w.opts.now)
 	go w.claims.renew(hard, w)
 	go w.watchConsumer(hard)

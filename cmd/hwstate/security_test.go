@@ -141,7 +141,8 @@ func TestProcessTokenNeverWritten(t *testing.T) {
 				Token:     "not-" + token, // refused until the test puts the worker's token in force
 				RejectIDs: []string{configRejected},
 			})
-			p := r.start(append(tc.env(t, token), "HWSTATE_LOG_LEVEL=debug")...)
+			// One create per request, so that the 401s the breaker counts are requests Graph saw.
+			p := r.start(append(tc.env(t, token), "HWSTATE_LOG_LEVEL=debug", "HWSTATE_GRAPH_BATCH=1")...)
 			ids := r.publishMixed(200, 20, 20)
 			// Until the breaker opens on them (10 in a row) or a little after.
 			p.WaitOutput(t, "DeviceManagementConfiguration.ReadWrite.All", 30*time.Second)
