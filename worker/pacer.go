@@ -199,8 +199,10 @@ func (p *pacer) throttled(d time.Duration) {
 	if p.level == 0 && p.current < p.ceiling {
 		// The end of slow start: the rate grew while Graph took it, and the last moments say
 		// what it takes better than the horizon, which holds the climb from startRate.
+		// A 429 before Graph took much (another app spent the budget) leaves no less than
+		// where slow start began.
 		taken = max(taken, p.recentRateLocked(now))
-		next = keepShare * taken
+		next = max(keepShare*taken, min(rateCut*p.current, startRate))
 	}
 	if d >= longPause {
 		// What was accepted is all Graph will take until the pause ends: young, over the
