@@ -25,6 +25,9 @@ func (t target) want(sc scenario) float64 {
 	return t.value
 }
 
+// coldStart is the start-up span whose 429s the cold-start figure counts (issue #11).
+const coldStart = 20 * time.Second
+
 // graphBatch is HWSTATE_GRAPH_BATCH for a scenario: a count, or auto (0).
 func (sc scenario) graphBatchSetting() string {
 	if sc.graphBatch == 0 {
@@ -111,6 +114,12 @@ func (r *result) report() *Report {
 		add("creates_per_batch", "creates per $batch", perBatch, 1)
 	}
 	add("graph_429", "Graph 429s", float64(r.throttled), 0)
+	if timed {
+		// Cold start: how hard the worker was throttled finding the tenant's limit.
+		if s, ok := r.sampleAt(coldStart); ok {
+			add("cold_start_429_per_1000", "429s per 1,000 creates, first 20 s", 10*percent(float64(s.throttled), float64(s.requests)), 1)
+		}
+	}
 	add("graph_429_percent", "429 share %", percent(float64(throttled), float64(requests)), 2)
 
 	if events > 0 {

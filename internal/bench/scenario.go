@@ -73,6 +73,7 @@ func scenarios() []scenario {
 			targets: []target{
 				{figure: "budget used %", atLeast: true, value: 95},
 				{figure: "429 share %", value: 2},
+				{figure: "429s per 1,000 creates, first 20 s", value: 20},
 			},
 		},
 		{
