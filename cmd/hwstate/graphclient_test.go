@@ -92,11 +92,7 @@ func TestGraphBatchSettings(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			fs := flag.NewFlagSet("run", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var s settings
-			s.register(fs)
-			err := s.parse(fs, tt.args)
+			_, err := parseSettings(t, tt.args...)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("err %v, want %q", err, tt.wantErr)
 			}
