@@ -165,7 +165,9 @@ func (w *Worker) send(ctx, hard context.Context, ev *event, call func(context.Co
 	defer w.metrics.inFlight(-1)
 	start := time.Now()
 	resp, err = w.breaker.Execute(func() (graph.Response, error) {
+		traced := w.traceGraph(ev) // trace.go: the request's span
 		resp, err := call(hard)
+		traced(resp, err)
 		// Without a token nothing went to Graph: the worker's credentials are wrong, which the
 		// breaker counts, but it is no attempt of the event's.
 		sent = !errors.Is(err, graph.ErrNoToken)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -25,6 +26,8 @@ type event struct {
 	mightExist bool
 	// attempts counts the creates of this event sent by this process.
 	attempts int
+	// span is the event's trace span (trace.go).
+	span trace.Span
 }
 
 // handle is the life of one event, top to bottom: name it, make sure no one else works on
@@ -32,6 +35,7 @@ type event struct {
 // or a JetStream that cannot be reached first hands it back instead.
 func (w *Worker) handle(ctx, hard context.Context, msg jetstream.Msg) {
 	ev, err := w.receive(msg)
+	defer w.traceEvent(ctx, ev)() // trace.go: the event's span, until its ack or hand-back
 	if err != nil {
 		w.log.Error("message without JetStream metadata", zap.Error(err))
 		w.handBack(ev)
@@ -111,6 +115,7 @@ func (w *Worker) handBack(ev *event) {
 	if err := ev.msg.Nak(); err != nil {
 		ev.log.Warn("hand back failed; redelivered after the ack wait", zap.Error(err))
 	}
+	traceStep(ev, "handed back")
 	w.held.remove(ev.msg)
 	w.metrics.handedBack()
 }

@@ -3,6 +3,8 @@ package worker
 import (
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 )
 
@@ -16,6 +18,7 @@ type options struct {
 	breakerTimeout time.Duration
 	backoffInitial time.Duration
 	backoffMax     time.Duration
+	tracer         trace.Tracer // trace.go
 }
 
 func defaultOptions() options {
@@ -25,6 +28,7 @@ func defaultOptions() options {
 		breakerTimeout: 10 * time.Second,
 		backoffInitial: 500 * time.Millisecond,
 		backoffMax:     60 * time.Second,
+		tracer:         noop.NewTracerProvider().Tracer(""),
 	}
 }
 

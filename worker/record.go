@@ -46,9 +46,11 @@ func (w *Worker) finish(hard context.Context, ev *event, rec record, isNew bool)
 		}
 		return
 	}
+	traceStep(ev, "outcome recorded") // trace.go: the ledger and the result or dead letter
 	if err := ev.msg.Ack(); err != nil {
 		ev.log.Warn("ack failed; the redelivery will be answered from the ledger", zap.Error(err))
 	}
+	traceStep(ev, "acked")
 	if isNew {
 		w.metrics.outcome(rec.Outcome, ev.msg)
 		if rec.Outcome == Created {
@@ -68,6 +70,7 @@ func (w *Worker) outputMsg(ev *event, rec record) *nats.Msg {
 	}
 	m := nats.NewMsg(subject)
 	m.Header.Set(jetstream.MsgIDHeader, w.outputID(ev.id))
+	traceOutput(ev, rec.Outcome, m.Header) // trace.go: the event's trace context
 	m.Data = rec.Body
 	return m
 }

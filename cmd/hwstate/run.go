@@ -69,7 +69,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer nc.Close()
 	pm.watch(nc)
 
-	w := worker.New(js, creator, s.Config, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)))
+	tp, stopTracing, err := tracing(ctx) // off unless the OTEL_* variables ask
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	w := worker.New(js, creator, s.Config, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)), worker.WithTracerProvider(tp))
 
 	if s.HTTPAddr != "" {
 		stopHTTP, err := serveHTTP(s.HTTPAddr, reg, func() bool { return w.Ready() && nc.Status() == nats.CONNECTED }, log)
