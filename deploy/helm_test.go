@@ -112,7 +112,9 @@ func TestHelmChart(t *testing.T) {
 		{"monitoring, certificate", "keda: {account: " + testAccount + "}\ngraph: {credential: certificate, secretKey: tls.pem}\n" +
 			"monitoring: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}, dashboard: {enabled: true}}",
 			[]string{"ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "PodMonitor", "PrometheusRule", "ScaledObject", "Service", "ServiceMonitor"}},
-		{"workload identity", "keda: {account: " + testAccount + "}\ngraph: {credential: workloadIdentity, tenantId: " + wiTenant + ", clientId: " + wiClient + "}",
+		{"workload identity, traces", "keda: {account: " + testAccount + "}\ngraph: {credential: workloadIdentity, tenantId: " + wiTenant + ", clientId: " + wiClient + "}\n" +
+			"extraEnv: [{name: OTEL_EXPORTER_OTLP_ENDPOINT, value: 'http://otel-collector.monitoring:4318'}]\n" +
+			"networkPolicy: {extraEgress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 4318, protocol: TCP}]}]}",
 			[]string{"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "ScaledObject", "Service", "ServiceAccount"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,6 +161,14 @@ func TestHelmChart(t *testing.T) {
 					if want := !wi && !strings.Contains(tc.values, "certificate"); secret != want {
 						t.Errorf("HWSTATE_CLIENT_SECRET in the environment: %v, want %v", secret, want)
 					}
+					if strings.Contains(tc.values, "extraEnv") != strings.Contains(string(env), "OTEL_EXPORTER_OTLP_ENDPOINT") {
+						t.Errorf("environment %s: want extraEnv's variables in it, and only then", env)
+					}
+				case "NetworkPolicy":
+					egress, _ := dig(doc, "spec", "egress").([]any)
+					if want := 3 + strings.Count(tc.values, "extraEgress"); len(egress) != want {
+						t.Errorf("%d egress rules, want %d (NATS, DNS, 443, and extraEgress's)", len(egress), want)
+					}
 				case "ServiceAccount":
 					for k, want := range map[string]string{"azure.workload.identity/client-id": wiClient, "azure.workload.identity/tenant-id": wiTenant} {
 						if got := dig(doc, "metadata", "annotations", k); got != want {
@@ -179,6 +189,7 @@ func TestHelmChart(t *testing.T) {
 	for _, bad := range []string{
 		"image: {tag: latest}",
 		"graph: {credential: workloadIdentity}",
+		"extraEnv: [{name: HWSTATE_RATE, value: '9'}]",
 		"keda: {account: not-a-key}",
 		"settings: {NATS_URL: nats://elsewhere:4222}",
 		"nats: {url: http://nats:4222}",
