@@ -80,6 +80,7 @@ type pacer struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 	now     func() time.Time // time.Now; a fake clock in tests
+	turn    chan struct{} // held by the one sender waiting on the limiter
 	// onLevel, when set, is told each level a 429 teaches, so that it outlives the process.
 	// It is called with the pacer locked: it must not block.
 	onLevel func(level float64)
@@ -112,6 +113,7 @@ func newPacerAt(start, perSecond float64, burst int, m *Metrics, now func() time
 	t := now()
 	return &pacer{
 		limiter:   rate.NewLimiter(rate.Limit(start), burst),
+		turn:      make(chan struct{}, 1),
 		metrics:   m,
 		now:       now,
 		started:   t,
@@ -161,7 +163,18 @@ func (p *pacer) wait(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := p.limiter.Wait(ctx); err != nil {
+		// One sender at a time waits on the limiter: a token is reserved at the rate in force
+		// when its turn comes. Many reserving at once would queue their tokens far ahead at
+		// the rate of that moment, which a rate growing (slow start) or cut since no longer
+		// is.
+		select {
+		case p.turn <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := p.limiter.Wait(ctx)
+		<-p.turn
+		if err != nil {
 			return err
 		}
 		// A token reserved before a 429 must not send into the pause, nor all at once when
@@ -199,10 +212,11 @@ func (p *pacer) throttled(d time.Duration) {
 	if p.level == 0 && p.current < p.ceiling {
 		// The end of slow start: the rate grew while Graph took it, and the last moments say
 		// what it takes better than the horizon, which holds the climb from startRate.
-		// A 429 before Graph took much (another app spent the budget) leaves no less than
-		// where slow start began.
-		taken = max(taken, p.recentRateLocked(now))
-		next = max(keepShare*taken, min(rateCut*p.current, startRate))
+		// Measured over the last moments, what Graph took lags a rate growing twenty-fold a
+		// second by half, so the rate that drew the 429 says more: it was just over the
+		// limit, by what grew while the answer came back.
+		taken = max(taken, p.recentRateLocked(now), rateCut*p.current)
+		next = keepShare * taken
 	}
 	if d >= longPause {
 		// What was accepted is all Graph will take until the pause ends: young, over the

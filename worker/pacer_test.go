@@ -228,9 +228,9 @@ func TestPacerStarts(t *testing.T) {
 			p.throttled(10 * time.Millisecond)
 			sendTo(p, c, 100, 2*s) // the climb under the level, within the hold
 		}, 0.95 * holdShare * 100, 100, 100},
-		{"a 429 before Graph took anything: no lower than startRate", 0, func(p *pacer, c *clock) {
+		{"a 429 before Graph took anything: just under the rate that drew it", 0, func(p *pacer, c *clock) {
 			p.throttled(10 * time.Millisecond)
-		}, rateCut * startRate, rateCut * startRate, rateFloor},
+		}, keepShare * rateCut * startRate, keepShare * rateCut * startRate, rateCut * startRate},
 		{"a learned level: just under it, holding", 40, func(p *pacer, c *clock) {
 			sendTo(p, c, unlimited, 5*s) // within the hold
 		}, holdShare * 40, holdShare * 40, 40},
