@@ -80,7 +80,7 @@ type pacer struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 	now     func() time.Time // time.Now; a fake clock in tests
-	turn    chan struct{} // held by the one sender waiting on the limiter
+	turn    chan struct{}    // held by the one sender waiting on the limiter
 	// onLevel, when set, is told each level a 429 teaches, so that it outlives the process.
 	// It is called with the pacer locked: it must not block.
 	onLevel func(level float64)
