@@ -138,6 +138,13 @@ func (p *pacer) learn(level float64) {
 	p.setLocked(min(max(holdShare*level, rateFloor), p.ceiling))
 }
 
+// showRate puts the rate in force in the metrics: where slow start or a learned level begins.
+func (p *pacer) showRate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.metrics.setRateLimit(p.current)
+}
+
 func (p *pacer) setOnLevel(f func(float64)) {
 	p.mu.Lock()
 	p.onLevel = f

@@ -21,6 +21,7 @@ func TestThrottleLowersTheRateInForce(t *testing.T) {
 	const configured, n = 1000, 300
 	h := newHarness(t, emulator.Config{Rate: 100, Burst: 5})
 	h.cfg.Rate, h.cfg.Burst = configured, 1
+	h.cfg.MaxAttempts = 1000 // an event unlucky enough to meet ten 429s is not what this tests
 	reg := prometheus.NewRegistry()
 	h.start(worker.WithMetrics(worker.NewMetrics(reg)))
 	for i := range n {
@@ -40,6 +41,30 @@ func TestThrottleLowersTheRateInForce(t *testing.T) {
 	}
 	if got := rateLimit(t, reg); got >= configured {
 		t.Errorf("hwstate_rate_limit %v after %d 429s, want below the configured %v", got, s.Throttled, float64(configured))
+	}
+}
+
+// A restarted worker starts at the level its predecessor learned from Graph's 429s, kept in
+// the ledger bucket, not slow-starting from Intune's published 5/s.
+func TestRestartedWorkerStartsAtTheLearnedLevel(t *testing.T) {
+	h := newHarness(t, emulator.Config{Rate: 100, Burst: 5})
+	h.cfg.Rate, h.cfg.Burst, h.cfg.MaxAttempts = 1000, 1, 1000
+	r := h.start()
+	for i := range 300 {
+		h.publish(fmt.Sprintf("t-%d", i), event(configOK, i))
+	}
+	h.waitOutputs(300, 60*time.Second)
+	if h.emu.Stats().Throttled == 0 {
+		t.Fatal("no 429: nothing learned, the test proves nothing")
+	}
+	r.stop(t)
+
+	reg := prometheus.NewRegistry()
+	h.start(worker.WithMetrics(worker.NewMetrics(reg)))
+	// The level is where the tenant's 100/s drew its 429s: well above slow start's 5/s,
+	// well under the configured 1,000/s.
+	if got := rateLimit(t, reg); got < 50 || got > 150 {
+		t.Errorf("hwstate_rate_limit %v at start, want the learned level, near 100", got)
 	}
 }
 

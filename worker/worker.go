@@ -149,7 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go w.claims.renew(hard, w)
 	go w.watchConsumer(hard)
 	go w.repair(hard)
-	w.metrics.setRateLimit(w.cfg.Rate)
+	w.pacer.showRate()
 
 	w.ready.Store(true)
 	var wg sync.WaitGroup
