@@ -213,7 +213,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready func() bool, log *za
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
-			http.Error(w, "not ready: not connected to NATS or consumer not bound", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: not connected to NATS, the consumer not bound (being made again), or JetStream refusing the worker's writes", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
