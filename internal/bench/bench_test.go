@@ -53,7 +53,8 @@ func TestRunUnlimited(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"events_per_second", "latency_p50_ms", "latency_p99_ms", "cpu_ms_per_1000_events", "peak_rss_mib",
-		"ceiling_emulator_creates_per_second", "ceiling_jetstream_events_per_second", "ceiling_jetstream_ledger_events_per_second", "percent_of_lower_ceiling"} {
+		"ceiling_emulator_creates_per_second", "ceiling_jetstream_events_per_second", "ceiling_jetstream_ledger_events_per_second", "percent_of_lower_ceiling",
+		"ceiling_emulator_cpu_ms_per_1000", "ceiling_jetstream_cpu_ms_per_1000", "ceiling_jetstream_ledger_cpu_ms_per_1000", "server_cpu_ms_per_1000_events"} {
 		if f[key] <= 0 {
 			t.Errorf("%s = %v, want a measured figure above 0", key, f[key])
 		}

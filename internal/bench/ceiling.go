@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,10 +28,14 @@ import (
 type ceilings struct {
 	events    int     // what each was measured over
 	fetch     int     // messages per pull
-	emulator  float64 // creates/s served at the worker's concurrency and $batch setting
-	jetStream float64 // events/s fetched, their results published, acked
-	ledger    float64 // the same, with the ledger's writes: a KV create and a KV put per event
+	emulator  ceiling // creates served at the worker's concurrency and $batch setting
+	jetStream ceiling // events fetched, their results published, acked
+	ledger    ceiling // the same, with the ledger's writes: a KV create and a KV put per event
 }
+
+// ceiling is one rate, and the CPU this process (client and server both) spent per 1,000: on
+// a busy machine the rate swings with the other work, the CPU much less.
+type ceiling struct{ perSecond, cpuMs float64 }
 
 // String says how the ceilings were measured; "" for none.
 func (c *ceilings) String() string {
@@ -42,12 +47,13 @@ func (c *ceilings) String() string {
 		"JetStream's with the ledger's writes", c.events, c.fetch)
 }
 
-// ceilingEvents bounds the creates and events each ceiling is measured over: a second or two
-// each on a small machine.
-const ceilingEvents = 20_000
+// ceilingEvents bounds the creates and events each ceiling is measured over: a few seconds
+// each on a small machine, JetStream's one or two (over fewer, a busy machine's noise decides
+// the figure).
+const ceilingEvents = 40_000
 
 // lower is the lower ceiling of the emulator and of JetStream doing the worker's writes.
-func (c ceilings) lower() float64 { return min(c.emulator, c.ledger) }
+func (c ceilings) lower() float64 { return min(c.emulator.perSecond, c.ledger.perSecond) }
 
 // measureCeilings measures the ceilings over events, fetching fetch messages at a time as the
 // worker does.
@@ -55,16 +61,33 @@ func measureCeilings(ctx context.Context, sc scenario, sb *sandbox.Sandbox, fetc
 	c := &ceilings{events: min(sc.events, ceilingEvents), fetch: fetch}
 	fmt.Fprintf(progress, "bench: measuring the emulator alone and JetStream alone over %d events...\n", c.events)
 	var err error
-	if c.emulator, err = emulatorRate(ctx, sb, sc, c.events); err != nil {
+	if c.emulator, err = measure(c.events, func() (float64, error) { return emulatorRate(ctx, sb, sc, c.events) }); err != nil {
 		return nil, fmt.Errorf("the emulator alone: %w", err)
 	}
-	if c.jetStream, err = jetStreamRate(ctx, sb.Conn, c.events, fetch, false); err != nil {
+	if c.jetStream, err = measure(c.events, func() (float64, error) { return jetStreamRate(ctx, sb.Conn, c.events, fetch, false) }); err != nil {
 		return nil, fmt.Errorf("JetStream alone: %w", err)
 	}
-	if c.ledger, err = jetStreamRate(ctx, sb.Conn, c.events, fetch, true); err != nil {
+	if c.ledger, err = measure(c.events, func() (float64, error) { return jetStreamRate(ctx, sb.Conn, c.events, fetch, true) }); err != nil {
 		return nil, fmt.Errorf("JetStream alone with the ledger's writes: %w", err)
 	}
 	return c, nil
+}
+
+// measure takes the rate rate finds over n and the CPU this process spent on them.
+func measure(n int, rate func() (float64, error)) (ceiling, error) {
+	before, err := usageOf(os.Getpid())
+	if err != nil {
+		return ceiling{}, err
+	}
+	perSecond, err := rate()
+	if err != nil {
+		return ceiling{}, err
+	}
+	after, err := usageOf(os.Getpid())
+	if err != nil {
+		return ceiling{}, err
+	}
+	return ceiling{perSecond, msPer1000(after.cpu-before.cpu, n)}, nil
 }
 
 // creator sends a create as the worker does: alone (graph.Client) or in a $batch

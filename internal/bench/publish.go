@@ -73,7 +73,7 @@ sampling:
 	f.seconds = elapsed.Seconds()
 	f.add("events", "events in the stream", events, 0)
 	f.add("events_per_second", "events/s", events/elapsed.Seconds(), 0)
-	f.add("cpu_ms_per_1000_events", "cpu ms/1000 events", cpu.Seconds()*1000/max(events, 1)*1000, 1)
+	f.add("cpu_ms_per_1000_events", "cpu ms/1000 events", msPer1000(cpu, max(int(published), 1)), 1)
 	f.add("cpu_percent", "cpu % of a core", 100*cpu.Seconds()/elapsed.Seconds(), 1)
 	f.add("peak_rss_mib", "peak RSS MiB", float64(peakKiB)/1024, 1)
 	f.add("rss_growth_mib", "RSS growth MiB (after 10%)", rssGrowth(samples, uint64(sc.events/10)), 1)

@@ -84,9 +84,12 @@ func (r *result) report() *Report {
 	add("events_per_second", "events/s", perSecond, 0)
 	if c := r.ceilings; c != nil {
 		f.ceilings = c
-		add("ceiling_emulator_creates_per_second", "ceiling: emulator alone, creates/s", c.emulator, 0)
-		add("ceiling_jetstream_events_per_second", "ceiling: JetStream alone (fetch, publish, ack), events/s", c.jetStream, 0)
-		add("ceiling_jetstream_ledger_events_per_second", "ceiling: JetStream alone with the ledger's writes, events/s", c.ledger, 0)
+		add("ceiling_emulator_creates_per_second", "ceiling: emulator alone, creates/s", c.emulator.perSecond, 0)
+		add("ceiling_emulator_cpu_ms_per_1000", "emulator alone: cpu ms/1000 creates, client included", c.emulator.cpuMs, 1)
+		add("ceiling_jetstream_events_per_second", "ceiling: JetStream alone (fetch, publish, ack), events/s", c.jetStream.perSecond, 0)
+		add("ceiling_jetstream_cpu_ms_per_1000", "JetStream alone: cpu ms/1000 events, client included", c.jetStream.cpuMs, 1)
+		add("ceiling_jetstream_ledger_events_per_second", "ceiling: JetStream alone with the ledger's writes, events/s", c.ledger.perSecond, 0)
+		add("ceiling_jetstream_ledger_cpu_ms_per_1000", "JetStream with the ledger's writes: cpu ms/1000 events", c.ledger.cpuMs, 1)
 		add("percent_of_lower_ceiling", "events/s as % of the lower ceiling", percent(perSecond, c.lower()), 1)
 	}
 	if budget := sc.tenantBudget(); budget > 0 {
@@ -123,7 +126,7 @@ func (r *result) report() *Report {
 	add("graph_429_percent", "429 share %", percent(float64(throttled), float64(requests)), 2)
 
 	if events > 0 {
-		add("cpu_ms_per_1000_events", "cpu ms/1000 events", r.atEnd.cpu.Seconds()*1000/float64(events)*1000, 1)
+		add("cpu_ms_per_1000_events", "cpu ms/1000 events", msPer1000(r.atEnd.cpu, events), 1)
 	}
 	cpuFrom := time.Duration(0)
 	if s, ok := r.sampleAt(from.Sub(r.ready)); ok {
@@ -131,6 +134,9 @@ func (r *result) report() *Report {
 	}
 	add("cpu_percent", "cpu % of a core", 100*(r.atEnd.cpu-cpuFrom).Seconds()/r.end.Sub(from).Seconds(), 2)
 	add("server_cpu_percent", "JetStream+emulator cpu % of a core", 100*r.serverCPU.Seconds()/r.end.Sub(r.ready).Seconds(), 1)
+	if events > 0 {
+		add("server_cpu_ms_per_1000_events", "JetStream+emulator cpu ms/1000 events", msPer1000(r.serverCPU, events), 1)
+	}
 	add("peak_rss_mib", "peak RSS MiB", float64(r.atEnd.hwmKiB)/1024, 1)
 	add("redeliveries", "redeliveries", float64(r.consumer.Delivered.Consumer-r.consumer.Delivered.Stream), 0)
 	add("duplicate_creates", "duplicate creates", float64(r.dupes), 0)
@@ -157,6 +163,11 @@ func (r *result) sampleAt(d time.Duration) (sample, bool) {
 		}
 	}
 	return sample{}, false
+}
+
+// msPer1000 is cpu in milliseconds per 1,000 of n.
+func msPer1000(cpu time.Duration, n int) float64 {
+	return cpu.Seconds() * 1e6 / float64(n)
 }
 
 // percent is part as a percentage of whole; 0 when whole is.

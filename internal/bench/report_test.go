@@ -20,12 +20,13 @@ func TestReportCeilings(t *testing.T) {
 		want     map[string]float64 // figures by key; 0 when absent
 	}{
 		{"none", nil, map[string]float64{"events_per_second": 2, "percent_of_lower_ceiling": 0}},
-		{"emulator lower", &ceilings{events: 5, fetch: 7, emulator: 8, jetStream: 40, ledger: 20},
+		{"emulator lower", &ceilings{events: 5, fetch: 7, emulator: ceiling{8, 1.5}, jetStream: ceiling{40, 2.5}, ledger: ceiling{20, 3.5}},
 			map[string]float64{
 				"events_per_second": 2, "ceiling_emulator_creates_per_second": 8, "ceiling_jetstream_events_per_second": 40,
 				"ceiling_jetstream_ledger_events_per_second": 20, "percent_of_lower_ceiling": 25,
+				"ceiling_emulator_cpu_ms_per_1000": 1.5, "ceiling_jetstream_cpu_ms_per_1000": 2.5, "ceiling_jetstream_ledger_cpu_ms_per_1000": 3.5,
 			}},
-		{"ledger lower", &ceilings{events: 5, fetch: 7, emulator: 8, jetStream: 5, ledger: 4},
+		{"ledger lower", &ceilings{events: 5, fetch: 7, emulator: ceiling{8, 1}, jetStream: ceiling{5, 1}, ledger: ceiling{4, 1}},
 			map[string]float64{"ceiling_jetstream_events_per_second": 5, "percent_of_lower_ceiling": 50}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +63,22 @@ func TestReportCeilings(t *testing.T) {
 				t.Errorf("table with ceilings %v:\n%s", tc.ceilings != nil, table.String())
 			}
 		})
+	}
+}
+
+func TestMsPer1000(t *testing.T) {
+	for _, tc := range []struct {
+		cpu  time.Duration
+		n    int
+		want float64
+	}{
+		{time.Second, 1000, 1000},
+		{150 * time.Millisecond, 1000, 150},
+		{3 * time.Millisecond, 20_000, 0.15},
+	} {
+		if got := msPer1000(tc.cpu, tc.n); got != tc.want {
+			t.Errorf("msPer1000(%v, %d) = %v, want %v", tc.cpu, tc.n, got, tc.want)
+		}
 	}
 }
 
