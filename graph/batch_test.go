@@ -187,7 +187,16 @@ func TestBatcherAutoBatchesOnlyCreatesDueTogether(t *testing.T) {
 	t.Run("due together", func(t *testing.T) {
 		// The first create holds the one slot for a second: every other caller comes while
 		// it is busy, and they go together, 20 at most in each $batch.
-		e, srv := newEmulatorServer(t, emulator.Config{Token: testToken, Latency: time.Second})
+		e := emulator.New(emulator.Config{Token: testToken, Latency: time.Second})
+		arrived := make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case arrived <- struct{}{}: // the first request: it holds the slot
+			default:
+			}
+			e.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
 		b := &Batcher{Client: &Client{BaseURL: srv.URL + "/beta", Tokens: StaticToken(testToken)}, Auto: true, Parallel: 1}
 		first := make(chan struct{})
 		go func() {
@@ -196,7 +205,7 @@ func TestBatcherAutoBatchesOnlyCreatesDueTogether(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		waitRequests(t, e, 1)
+		<-arrived
 		const n = 40
 		resps, errs := concurrently(n, func(i int) (Response, error) {
 			return b.Create(context.Background(), testRequest(fmt.Sprint("ev-", i)))
@@ -213,16 +222,4 @@ func TestBatcherAutoBatchesOnlyCreatesDueTogether(t *testing.T) {
 			t.Errorf("stats %+v: want %d creates in few $batch requests", s, n+1)
 		}
 	})
-}
-
-// waitRequests waits until the emulator has seen n requests.
-func waitRequests(t *testing.T, e *emulator.Emulator, n uint64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Stats().Requests < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests at the emulator, want %d", e.Stats().Requests, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
