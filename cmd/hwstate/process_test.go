@@ -223,6 +223,9 @@ const (
 // Graph than the breaker lets through, and all are created once it is back.
 func TestProcessGraphOutage(t *testing.T) {
 	proctest.SkipShort(t)
+	// Most of it is waiting for the breaker's timeout: it runs beside the other tests that
+	// mostly wait.
+	t.Parallel()
 	r := newServerRig(t, emulator.Config{Latency: 2 * time.Millisecond})
 	const n = 1500
 	p, ids := r.startWithEvents(n, "HWSTATE_MAX_ATTEMPTS=3")
