@@ -311,16 +311,17 @@ func TestNewCredentialTokensRefusesHalfGivenCredentials(t *testing.T) {
 func TestForbiddenForcesOneRefresh(t *testing.T) {
 	cases := []struct {
 		name     string
-		tokens   *tokens
+		seq      []string // the tokens the source gives, one after the other
 		status   int
 		requests int32
 	}{
-		{"the fresh token has the permission", &tokens{seq: []string{"before-consent", "after-consent"}}, 201, 2},
-		{"it does not", &tokens{seq: []string{"before-consent", "still-before"}}, 403, 2},
-		{"a fixed token is not resent", &tokens{seq: []string{"before-consent"}}, 403, 1},
+		{"the fresh token has the permission", []string{"before-consent", "after-consent"}, 201, 2},
+		{"it does not", []string{"before-consent", "still-before"}, 403, 2},
+		{"a fixed token is not resent", []string{"before-consent"}, 403, 1},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
+			tokens := &tokens{seq: tt.seq}
 			var requests atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				requests.Add(1)
@@ -333,11 +334,11 @@ func TestForbiddenForcesOneRefresh(t *testing.T) {
 				_, _ = io.WriteString(w, `{"id":"x"}`)
 			}))
 			defer srv.Close()
-			c := &Client{BaseURL: srv.URL, Tokens: tt.tokens}
+			c := &Client{BaseURL: srv.URL, Tokens: tokens}
 			resp, err := c.Create(context.Background(), testRequest("forbidden"))
-			if err != nil || resp.Status != tt.status || requests.Load() != tt.requests || tt.tokens.forced.Load() != 1 {
+			if err != nil || resp.Status != tt.status || requests.Load() != tt.requests || tokens.forced.Load() != 1 {
 				t.Errorf("answer %d %v after %d requests, %d forced refreshes; want %d after %d, 1",
-					resp.Status, err, requests.Load(), tt.tokens.forced.Load(), tt.status, tt.requests)
+					resp.Status, err, requests.Load(), tokens.forced.Load(), tt.status, tt.requests)
 			}
 		})
 	}
