@@ -11,8 +11,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// fetchWait bounds one pull request, and so how long shutdown waits for the pull in progress.
-const fetchWait = 2 * time.Second
+// fetchWait bounds one pull request, and so how long shutdown waits for the pull in progress
+// (a pull is let run out rather than cancelled: messages the server sends for a cancelled
+// pull would wait out the ack wait). An idle worker pulls twice a second.
+const fetchWait = 500 * time.Millisecond
 
 // pull fetches messages while there is room to hold them, one goroutine per message. ctx
 // ends pulling; hard ends the handlers' Graph requests and recording (Run).

@@ -1,6 +1,8 @@
 package worker_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -59,12 +61,24 @@ func TestRestartedWorkerStartsAtTheLearnedLevel(t *testing.T) {
 	}
 	r.stop(t)
 
+	kv, err := h.js.KeyValue(context.Background(), worker.DefaultLedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), "pacer.level")
+	if err != nil {
+		t.Fatalf("the learned level is not in the ledger bucket: %v", err)
+	}
+	var kept struct{ Level float64 }
+	if err := json.Unmarshal(e.Value(), &kept); err != nil {
+		t.Fatal(err)
+	}
+
 	reg := prometheus.NewRegistry()
 	h.start(worker.WithMetrics(worker.NewMetrics(reg)))
-	// The level is where the tenant's 100/s drew its 429s: well above slow start's 5/s,
-	// well under the configured 1,000/s.
-	if got := rateLimit(t, reg); got < 50 || got > 150 {
-		t.Errorf("hwstate_rate_limit %v at start, want the learned level, near 100", got)
+	// Just under the level kept (99% of it), not slow start's 5/s.
+	if got := rateLimit(t, reg); kept.Level <= 5 || got < 0.98*kept.Level || got > kept.Level {
+		t.Errorf("hwstate_rate_limit %v at start, want just under the learned level %v", got, kept.Level)
 	}
 }
 
