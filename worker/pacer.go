@@ -61,16 +61,22 @@ const (
 	maxStep = time.Second
 	// rateFloor keeps a worker that was throttled hard from stopping altogether.
 	rateFloor = 0.1
-	// startRate is where a worker that has learned nothing of its tenant begins: Intune's
-	// published write limit per app per tenant (100 per 20 s). Starting at the configured
-	// rate instead finds the tenant's limit by being throttled, hard.
+	// startRate is where a worker that has learned nothing of its tenant begins at least:
+	// Intune's published write limit per app per tenant (100 per 20 s). Starting at the
+	// configured rate instead finds the tenant's limit by being throttled, hard.
 	startRate = 5.0
+	// startShare: slow start begins at a tenth of the configured rate when that is above
+	// startRate. The configured rate is the operator's bound on what the tenant takes; a
+	// tenth of it keeps a worker set to ten times its tenant's limit at the limit, while one
+	// set near the limit (and fed at it) is at it within half a second instead of falling
+	// behind for good.
+	startShare = 10
 	// slowStartGain is how fast the rate grows from startRate until the first 429, TCP's
 	// slow start applied to a rate: each create Graph takes adds slowStartGain per second to
 	// the rate, which so grows by e^slowStartGain per second of sending at it (twenty-fold):
 	// a worker set far above its tenant's limit finds it within a second or two, and
 	// overshoots it by what a fraction of a second's growth adds.
-	slowStartGain = 3.0
+	slowStartGain = 5.0
 )
 
 // pacer decides when the next Graph create may go: the adaptive rate limit, and a pause of
@@ -273,7 +279,7 @@ func (p *pacer) accepted() {
 		// a second while the worker sends at it; never past three times what Graph took
 		// lately, so that a worker with little to send does not grow a rate it has never
 		// tried and then send it all at once.
-		p.setLocked(min(p.current+slowStartGain, max(3*p.recentRateLocked(now), startRate), p.ceiling))
+		p.setLocked(min(p.current+slowStartGain, max(4*p.recentRateLocked(now), startRate), p.ceiling))
 		return
 	}
 	next := p.current

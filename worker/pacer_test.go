@@ -221,8 +221,8 @@ func TestPacerStarts(t *testing.T) {
 			sendTo(p, c, unlimited, 4*s)
 		}, 1000, 1000, 0},
 		{"not while the worker has little to send", 0, func(p *pacer, c *clock) {
-			accept(p, c, 20, 10*s) // 2/s: three times that at most, counted over half a second
-		}, startRate, 3 * 2.5, 0},
+			accept(p, c, 20, 10*s) // 2/s: four times that at most, counted over half a second
+		}, startRate, 4 * 2.5, 0},
 		{"the first 429 ends it just under the rate that drew it", 0, func(p *pacer, c *clock) {
 			for p.current <= 100 { // a tenant that takes 100/s answers 429 once sent more
 				sendTo(p, c, unlimited, 10*time.Millisecond)

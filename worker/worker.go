@@ -69,7 +69,7 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 		opts:    o,
 		owner:   uuid.NewString(),
 		log:     o.logger,
-		pacer:   newPacerAt(startRate, cfg.Rate, cfg.Burst, o.metrics, o.now),
+		pacer:   newPacerAt(max(startRate, cfg.Rate/startShare), cfg.Rate, cfg.Burst, o.metrics, o.now),
 		sending: make(chan struct{}, cfg.Concurrency),
 		metrics: o.metrics,
 	}
