@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -173,6 +174,8 @@ func TestPublishRefusals(t *testing.T) {
 		{"missing file", []string{"--nats-url", e.natsURL, "--file", path + ".missing"}, "no such file"},
 		{"no stream", []string{"--nats-url", e.natsURL, "--file", path}, "no stream captures subject"},
 		{"no pending", []string{"--nats-url", e.natsURL, "--file", path, "--max-pending", "0"}, "--max-pending"},
+		{"tenant not a GUID", []string{"--nats-url", e.natsURL, "--file", path, "--tenant", "contoso"}, `--tenant "contoso": want a tenant (directory) id`},
+		{"no stream of the tenant", []string{"--nats-url", e.natsURL, "--file", path, "--tenant", tenantA}, "no stream captures subject " + worker.DefaultSubject + "." + tenantA + ":"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := e.run(runPublish, tc.args...)
@@ -185,3 +188,128 @@ func TestPublishRefusals(t *testing.T) {
 
 // event is a valid event, one line of a file to publish.
 func event(config string, i int) string { return string(sandbox.Event(config, i)) }
+
+const (
+	tenantA = "4f1c2d3e-0000-4000-8000-000000000001"
+	tenantB = "9a8b7c6d-0000-4000-8000-000000000002"
+)
+
+// tenantEvent is a valid event of multi-tenant mode whose body names its tenant.
+func tenantEvent(tenant string, i int) string {
+	return `{"tenantId":"` + tenant + `",` + strings.TrimPrefix(event(publishConfig, i), "{")
+}
+
+// In multi-tenant mode each event goes to its tenant's subject: --tenant's, or its body's
+// tenantId's; a body naming another tenant than --tenant is a bad line.
+func TestPublishTenants(t *testing.T) {
+	subj := func(tenant string) string { return worker.DefaultSubject + "." + tenant }
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		lines []string
+		bad   map[int]string // line: what its report names
+		want  map[string]int // messages by subject
+		err   string
+	}{
+		{
+			name:  "--tenant",
+			args:  []string{"--tenant", tenantA},
+			lines: []string{event(publishConfig, 1), tenantEvent(tenantA, 2), tenantEvent(tenantB, 3), event(publishConfig, 4)},
+			bad:   map[int]string{3: "tenantId " + tenantB + " disagrees with --tenant " + tenantA},
+			want:  map[string]int{subj(tenantA): 3},
+			err:   "1 lines are not valid",
+		},
+		{
+			name:  "--tenant in upper case",
+			args:  []string{"--tenant", strings.ToUpper(tenantA)},
+			lines: []string{event(publishConfig, 1), tenantEvent(tenantA, 2)},
+			want:  map[string]int{subj(tenantA): 2},
+		},
+		{
+			name:  "each body's tenantId",
+			lines: []string{tenantEvent(tenantA, 1), tenantEvent(tenantB, 2), tenantEvent(strings.ToUpper(tenantB), 3)},
+			want:  map[string]int{subj(tenantA): 1, subj(tenantB): 2},
+		},
+		{
+			name:  "a line of no tenant",
+			lines: []string{tenantEvent(tenantA, 1), event(publishConfig, 2)},
+			bad:   map[int]string{2: "not published: no stream captures subject " + worker.DefaultSubject + ":"},
+			want:  map[string]int{subj(tenantA): 1},
+			err:   "1 lines not published",
+		},
+		{
+			name:  "a tenantId not a GUID",
+			lines: []string{tenantEvent("contoso", 1), tenantEvent(tenantA, 2)},
+			bad:   map[int]string{1: "tenantId: want a tenant (directory) id"},
+			want:  map[string]int{subj(tenantA): 1},
+			err:   "1 lines are not valid",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newToolEnv(t, emulator.Config{})
+			e.createTenantsStream()
+			path := writeLines(t, tc.lines)
+			out, _, err := e.run(runPublish, append([]string{"--nats-url", e.natsURL, "--file", path}, tc.args...)...)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("error %v, want %q", err, tc.err)
+			}
+			reported := regexp.MustCompile(`(?m)^line (\d+): (.*)$`).FindAllStringSubmatch(out, -1)
+			if len(reported) != len(tc.bad) {
+				t.Errorf("%d lines reported, want %d", len(reported), len(tc.bad))
+			}
+			for _, r := range reported {
+				var n int
+				fmt.Sscan(r[1], &n)
+				if want, ok := tc.bad[n]; !ok || !strings.Contains(r[2], want) {
+					t.Errorf("line %d reported as %q; want it to name %q", n, r[2], want)
+				}
+			}
+			if got := e.bySubject(worker.DefaultStream); !maps.Equal(got, tc.want) {
+				t.Errorf("the stream holds %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A tenant's events' ids hash the tenant too: one file published to two tenants is two sets
+// of events, and a line whose body names its tenant is the same event with --tenant or without.
+func TestPublishTenantsRerun(t *testing.T) {
+	e := newToolEnv(t, emulator.Config{})
+	e.createTenantsStream()
+	path := writeLines(t, []string{event(publishConfig, 1), event(publishConfig, 2)})
+	own := writeLines(t, []string{tenantEvent(tenantB, 3)})
+	for _, tc := range []struct {
+		args                  []string
+		published, duplicates int
+	}{
+		{[]string{"--file", path, "--tenant", tenantA}, 2, 0},
+		{[]string{"--file", path, "--tenant", tenantB}, 2, 0},
+		{[]string{"--file", path, "--tenant", tenantA}, 0, 2},
+		{[]string{"--file", own}, 1, 0},
+		{[]string{"--file", own, "--tenant", tenantB}, 0, 1},
+	} {
+		out, _, err := e.run(runPublish, append([]string{"--nats-url", e.natsURL}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, d := summaryCount(t, out, "published"), summaryCount(t, out, "duplicates"); p != tc.published || d != tc.duplicates {
+			t.Errorf("%v: %d published, %d duplicates; want %d and %d", tc.args, p, d, tc.published, tc.duplicates)
+		}
+	}
+	want := map[string]int{worker.DefaultSubject + "." + tenantA: 2, worker.DefaultSubject + "." + tenantB: 3}
+	if got := e.bySubject(worker.DefaultStream); !maps.Equal(got, want) {
+		t.Errorf("the stream holds %v, want %v", got, want)
+	}
+}
+
+func TestPublishValidateTenants(t *testing.T) {
+	path := writeLines(t, []string{event(publishConfig, 1), tenantEvent(tenantB, 2), tenantEvent(tenantA, 3)})
+	e := &toolEnv{t: t}
+	out, _, err := e.run(runPublish, "--validate", "--file", path, "--tenant", tenantA)
+	if err == nil || !strings.Contains(err.Error(), "1 of 3 lines") {
+		t.Errorf("error %v, want one counting 1 of 3 lines invalid", err)
+	}
+	if !strings.Contains(out, "line 2: tenantId "+tenantB+" disagrees with --tenant "+tenantA) {
+		t.Errorf("line 2 not reported as disagreeing:\n%s", out)
+	}
+}

@@ -109,3 +109,24 @@ func (e *toolEnv) run(cmd func(context.Context, []string, io.Writer, io.Writer) 
 	e.t.Logf("%v:\n%s%s(err: %v)", args, out.String(), errOut.String(), err)
 	return out.String(), errOut.String(), err
 }
+
+// createTenantsStream makes the input stream of multi-tenant mode, which captures every
+// tenant's subject and not the input subject itself.
+func (e *toolEnv) createTenantsStream() {
+	e.t.Helper()
+	_, err := e.js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: worker.DefaultStream, Subjects: []string{worker.DefaultSubject + ".>"},
+		Storage: jetstream.FileStorage, Duplicates: time.Hour,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// bySubject counts the stream's messages by subject.
+func (e *toolEnv) bySubject(stream string) map[string]int {
+	e.t.Helper()
+	n := map[string]int{}
+	e.each(stream, func(m jetstream.Msg) { n[m.Subject()]++ })
+	return n
+}

@@ -1,15 +1,14 @@
 // Package backfill publishes a file of events, one a line, into the input stream, safe to
-// re-run: each event's Nats-Msg-Id is the hex SHA-256 of its line, so the stream drops a
-// line published before. It checks every line first and reports the invalid ones by
-// number, with a progress display, and can check a file without publishing (Validate).
+// re-run: each event's Nats-Msg-Id is the hex SHA-256 of its line (and of its tenant in
+// multi-tenant mode), so the stream drops a line published before. It checks every line
+// first and reports the invalid ones by number, with a progress display, and can check a
+// file without publishing (Validate).
 package backfill
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +33,10 @@ type Config struct {
 	// File holds the events, one a line; "-" is standard input.
 	File    string
 	Subject string
+	// Tenant, a tenant (directory) id, sends every event to Subject.Tenant (multi-tenant
+	// mode); a line whose body names another tenant is invalid. Without it, a line whose body
+	// has a tenantId goes to Subject.tenantId, and any other line to Subject.
+	Tenant string
 	// Validate checks every line and publishes nothing.
 	Validate bool
 	// MaxPending is how many events may await the stream's ack at once.
@@ -52,13 +55,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxPending < 1 {
 		return errors.New("--max-pending must be at least 1")
 	}
+	rt, err := newRouter(cfg.Subject, cfg.Tenant)
+	if err != nil {
+		return err
+	}
 	in, size, err := openInput(cfg.File)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 
-	p := &run{lines: newLineReader(in), out: &lockedWriter{w: cfg.Out}, start: time.Now()}
+	p := &run{lines: newLineReader(in), route: rt, out: &lockedWriter{w: cfg.Out}, start: time.Now()}
 	prog := newProgress(cfg.Progress, size, cfg.Validate)
 	p.out.before = prog.clear
 	stopProgress := every(prog.interval(), func() { prog.show(p.snapshot()) })
@@ -72,14 +79,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer closeConn()
-		if _, err := js.StreamNameBySubject(ctx, cfg.Subject); err != nil {
+		if err := rt.findStream(ctx, js); err != nil {
 			stopProgress()
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("no stream captures subject %s: start `hwstate run` once (it creates the input stream) or create one", cfg.Subject)
-			}
-			return fmt.Errorf("look up the stream of %s: %w", cfg.Subject, err)
+			return err
 		}
-		p.publish(ctx, js, cfg.Subject, cfg.MaxPending)
+		p.publish(ctx, js, cfg.MaxPending)
 	}
 	stopProgress()
 	prog.done(p.snapshot())
@@ -160,6 +164,7 @@ func (l *lineReader) next() (line []byte, tooLong bool, err error) {
 // display and the goroutine collecting acks.
 type run struct {
 	lines *lineReader
+	route router
 	out   *lockedWriter
 	start time.Time
 
@@ -168,9 +173,9 @@ type run struct {
 	readErr                                           error // set by the reading goroutine, read after it ends
 }
 
-// each calls fn for every line that is a valid event, reporting the others by number, until
-// the input ends or ctx is done.
-func (p *run) each(ctx context.Context, fn func(n int, line []byte)) {
+// each calls fn for every line that is a valid event, with its destination, reporting the
+// others by number, until the input ends or ctx is done.
+func (p *run) each(ctx context.Context, fn func(n int, line []byte, to destination)) {
 	for ctx.Err() == nil {
 		line, tooLong, err := p.lines.next()
 		if err != nil {
@@ -188,30 +193,32 @@ func (p *run) each(ctx context.Context, fn func(n int, line []byte)) {
 		case len(bytes.TrimSpace(line)) == 0:
 			p.blank.Add(1)
 		default:
-			if _, err := schema.Decode(line); err != nil {
+			to, err := p.route.of(line)
+			if err != nil {
 				p.invalid.Add(1)
 				p.out.printf("line %d: %v\n", p.lines.n, err)
 				continue
 			}
 			p.ok.Add(1)
-			fn(p.lines.n, line)
+			fn(p.lines.n, line, to)
 		}
 	}
 }
 
 func (p *run) validate(ctx context.Context) {
-	p.each(ctx, func(int, []byte) {})
+	p.each(ctx, func(int, []byte, destination) {})
 }
 
 // pendingAck is an event published and waiting for the stream's ack.
 type pendingAck struct {
-	line int
-	fut  jetstream.PubAckFuture
+	line    int
+	subject string
+	fut     jetstream.PubAckFuture
 }
 
 // publish sends every valid line asynchronously, at most maxPending awaiting their acks, and
 // returns once every ack (or failure) is in.
-func (p *run) publish(ctx context.Context, js jetstream.JetStream, subject string, maxPending int) {
+func (p *run) publish(ctx context.Context, js jetstream.JetStream, maxPending int) {
 	acks := make(chan pendingAck, maxPending)
 	var collected sync.WaitGroup
 	collected.Go(func() {
@@ -225,15 +232,14 @@ func (p *run) publish(ctx context.Context, js jetstream.JetStream, subject strin
 				}
 			case err := <-a.fut.Err():
 				p.failed.Add(1)
-				p.out.printf("line %d: not published: %v\n", a.line, err)
+				p.out.printf("line %d: not published: %v\n", a.line, notPublished(a.subject, err))
 			}
 		}
 	})
-	p.each(ctx, func(n int, line []byte) {
-		m := nats.NewMsg(subject)
+	p.each(ctx, func(n int, line []byte, to destination) {
+		m := nats.NewMsg(to.subject)
 		m.Data = bytes.Clone(line) // the reader reuses its buffer; the message waits for its ack
-		sum := sha256.Sum256(m.Data)
-		m.Header.Set(jetstream.MsgIDHeader, hex.EncodeToString(sum[:]))
+		m.Header.Set(jetstream.MsgIDHeader, to.msgID(m.Data))
 		for {
 			// A full window of pending acks stalls the publish; waiting again is the back-pressure.
 			fut, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Second))
@@ -242,10 +248,10 @@ func (p *run) publish(ctx context.Context, js jetstream.JetStream, subject strin
 			}
 			if err != nil {
 				p.failed.Add(1)
-				p.out.printf("line %d: not published: %v\n", n, err)
+				p.out.printf("line %d: not published: %v\n", n, notPublished(to.subject, err))
 				return
 			}
-			acks <- pendingAck{line: n, fut: fut}
+			acks <- pendingAck{line: n, subject: to.subject, fut: fut}
 			return
 		}
 	})
