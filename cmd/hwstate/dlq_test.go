@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -201,7 +202,7 @@ func TestDLQRedriveRefusals(t *testing.T) {
 		want string // in the error
 		out  string // in the output
 	}{
-		{"no selection", nil, "wants --reason or --seq", ""},
+		{"no selection", nil, "wants --reason, --seq or --tenant", ""},
 		{"bad reason", []string{"--reason", "created"}, "want invalid_event", ""},
 		{"bad range", []string{"--seq", "5-2"}, "want A-B", ""},
 		{"truncated original", []string{"--seq", "1"}, "1 dead letters not redriven", "cut to fit the DLQ"},
@@ -296,5 +297,119 @@ func TestDLQRedriveOncePerEvent(t *testing.T) {
 	}
 	if got := published() - before; got != 2 {
 		t.Errorf("%d events published to the input subject in all, want 2", got)
+	}
+}
+
+// tenantsDLQ is a multi-tenant deployment's DLQ, without a worker: dead letters of tenants A
+// and B, one event id in both, and one of no tenant.
+func tenantsDLQ(t *testing.T) *toolEnv {
+	t.Helper()
+	e := newToolEnv(t, emulator.Config{})
+	e.createTenantsStream()
+	if _, err := e.js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: worker.DefaultDLQStream, Subjects: []string{worker.DefaultDLQSubject}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, dl := range []struct {
+		tenant, id string
+		reason     worker.Outcome
+	}{
+		{tenantA, "e1", worker.GraphRejected},
+		{tenantB, "e1", worker.GraphRejected},
+		{tenantA, "e2", worker.InvalidEvent},
+		{"", "e3", worker.GraphRejected},
+		{tenantA, "e1", worker.GraphRejected}, // again, later
+	} {
+		original := tenantEvent(cmp.Or(dl.tenant, tenantA), i)
+		d := deadLetter{DeadLetter: worker.DeadLetter{EventID: dl.id, Reason: dl.reason, Original: &original}, TenantID: dl.tenant}
+		body, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.publish(worker.DefaultDLQSubject, fmt.Sprintf("dl-%d", i), body)
+	}
+	return e
+}
+
+// deadLetter is a dead letter with its tenant.
+//
+// TODO(tools): worker.DeadLetter, once its TenantID lands.
+type deadLetter struct {
+	worker.DeadLetter
+	TenantID string `json:"tenantId,omitempty"`
+}
+
+func TestDLQListTenants(t *testing.T) {
+	e := tenantsDLQ(t)
+	row := regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\S+)\s+(invalid_event|graph_rejected|retries_exhausted)\s`)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // seq tenant id, a row each
+	}{
+		{"all", nil, []string{"1 " + tenantA + " e1", "2 " + tenantB + " e1", "3 " + tenantA + " e2", "4 - e3", "5 " + tenantA + " e1"}},
+		{"a tenant", []string{"--tenant", tenantA}, []string{"1 " + tenantA + " e1", "3 " + tenantA + " e2", "5 " + tenantA + " e1"}},
+		{"in upper case", []string{"--tenant", strings.ToUpper(tenantB)}, []string{"2 " + tenantB + " e1"}},
+		{"and a reason", []string{"--tenant", tenantA, "--reason", "invalid_event"}, []string{"3 " + tenantA + " e2"}},
+		{"and sequences", []string{"--tenant", tenantA, "--seq", "2-4"}, []string{"3 " + tenantA + " e2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"ls", "--nats-url", e.natsURL}, tc.args...)
+			out, _, err := e.run(runDLQ, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out, "SEQ  TENANT") {
+				t.Errorf("no TENANT column:\n%s", out)
+			}
+			var got []string
+			for _, m := range row.FindAllStringSubmatch(out, -1) {
+				got = append(got, m[1]+" "+m[2]+" "+m[3])
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("table lists %v, want %v", got, tc.want)
+			}
+			out, _, err = e.run(runDLQ, append(args, "--json")...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(out, "\n"); n != len(tc.want) {
+				t.Errorf("--json lists %d, want %d", n, len(tc.want))
+			}
+		})
+	}
+	if _, _, err := e.run(runDLQ, "ls", "--nats-url", e.natsURL, "--tenant", "contoso"); err == nil || !strings.Contains(err.Error(), "want a tenant (directory) id") {
+		t.Errorf("--tenant contoso: error %v, want a refusal", err)
+	}
+}
+
+// A redrive sends each event back to its tenant's subject, once per event of a tenant: the
+// same event id in two tenants is two events.
+func TestDLQRedriveTenants(t *testing.T) {
+	e := tenantsDLQ(t)
+	subj := func(tenant string) string { return worker.DefaultSubject + "." + tenant }
+	out, _, err := e.run(runDLQ, "redrive", "--nats-url", e.natsURL, "--tenant", tenantA, "--reason", "graph_rejected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "redriven seq 5: event e1 (graph_rejected) as e1:redrive:5 to " + subj(tenantA) + " (older dead letters of it: seq 1)"; !strings.Contains(out, want) || !strings.Contains(out, "1 redriven") {
+		t.Errorf("output %q, want %q alone", out, want)
+	}
+	if _, _, err := e.run(runDLQ, "redrive", "--nats-url", e.natsURL, "--tenant", tenantB); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	e.each(worker.DefaultStream, func(m jetstream.Msg) { ids[m.Subject()] = m.Headers().Get(jetstream.MsgIDHeader) })
+	if want := map[string]string{subj(tenantA): "e1:redrive:5", subj(tenantB): "e1:redrive:2"}; !maps.Equal(ids, want) {
+		t.Errorf("the input stream holds %v, want %v", ids, want)
+	}
+	var left []uint64
+	e.each(worker.DefaultDLQStream, func(m jetstream.Msg) {
+		meta, _ := m.Metadata()
+		left = append(left, meta.Sequence.Stream)
+	})
+	if want := []uint64{3, 4}; !slices.Equal(left, want) {
+		t.Errorf("the DLQ holds seq %v, want %v", left, want)
 	}
 }

@@ -1,14 +1,16 @@
 // Package dlq is the tooling for the dead-letter stream: list the dead letters, and redrive
-// chosen ones, publishing their original events to the input subject again under an id the
-// worker's idempotency ledger lets through, once.
+// chosen ones, publishing their original events to the input subject (their tenant's, in
+// multi-tenant mode) again under an id the worker's idempotency ledger lets through, once.
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hwstate/hwstate/internal/sandbox"
+	"github.com/hwstate/hwstate/schema"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -28,8 +31,26 @@ const redriveMark = ":redrive:"
 // Selection is which dead letters a command works on; the zero value selects all.
 type Selection struct {
 	reason   worker.Outcome
+	tenant   string // lower case
 	bySeq    bool
 	from, to uint64
+}
+
+// deadLetter is a dead letter as the DLQ holds it.
+//
+// TODO(tools): worker.DeadLetter's own TenantID, once it lands.
+type deadLetter struct {
+	worker.DeadLetter
+	TenantID string `json:"tenantId,omitempty"`
+}
+
+// SetTenant selects the dead letters of one tenant (multi-tenant mode).
+func (s *Selection) SetTenant(v string) error {
+	if !schema.IsGUID(v) {
+		return fmt.Errorf("want a tenant (directory) id, a GUID")
+	}
+	s.tenant = strings.ToLower(v)
+	return nil
 }
 
 // SetReason selects the dead letters of one reason.
@@ -59,10 +80,13 @@ func (s *Selection) SetSeq(v string) error {
 
 // Narrowed reports whether the selection narrows anything: a redrive of everything is
 // refused, so that nothing is redriven by accident.
-func (s Selection) Narrowed() bool { return s.reason != "" || s.bySeq }
+func (s Selection) Narrowed() bool { return s.reason != "" || s.tenant != "" || s.bySeq }
 
-func (s Selection) match(seq uint64, d *worker.DeadLetter) bool {
+func (s Selection) match(seq uint64, d *deadLetter) bool {
 	if s.bySeq && (seq < s.from || seq > s.to) {
+		return false
+	}
+	if s.tenant != "" && !strings.EqualFold(d.TenantID, s.tenant) {
 		return false
 	}
 	return s.reason == "" || d.Reason == s.reason
@@ -72,14 +96,14 @@ func (s Selection) match(seq uint64, d *worker.DeadLetter) bool {
 type message struct {
 	seq  uint64
 	data []byte
-	body *worker.DeadLetter
+	body *deadLetter
 	err  error // why body is nil
 }
 
 // newMessage decodes the DLQ stream's message seq.
 func newMessage(seq uint64, data []byte) message {
 	m := message{seq: seq, data: data}
-	var d worker.DeadLetter
+	var d deadLetter
 	if err := json.Unmarshal(data, &d); err != nil {
 		m.err = fmt.Errorf("not a dead letter: %w", err)
 		return m
@@ -89,10 +113,10 @@ func newMessage(seq uint64, data []byte) message {
 }
 
 // selects reports whether sel selects m. A message that is not a dead letter is selected
-// only when no reason narrows the selection.
+// only when neither a reason nor a tenant narrows the selection.
 func (s Selection) selects(m message) bool {
 	if m.body == nil {
-		return s.reason == "" && s.match(m.seq, &worker.DeadLetter{})
+		return s.reason == "" && s.tenant == "" && s.match(m.seq, &deadLetter{})
 	}
 	return s.match(m.seq, m.body)
 }
@@ -124,28 +148,37 @@ func List(ctx context.Context, js jetstream.JetStream, stream string, sel Select
 			return err
 		})
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tEVENT ID\tREASON\tSTATUS\tATTEMPTS\tFAILED AT\tERROR")
+	// The rows wait for the last, which may be the first to name a tenant: a TENANT column
+	// shows only in multi-tenant mode.
+	var rows [][]string
+	tenanted := false
 	counts := map[worker.Outcome]int{}
-	total := 0
 	err := eachMsg(ctx, js, stream, sel, func(m message) error {
-		total++
+		seq := strconv.FormatUint(m.seq, 10)
 		if m.body == nil {
-			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t%s\n", m.seq, cut(m.err.Error(), errorWidth))
+			rows = append(rows, []string{seq, "-", "-", "-", "-", "-", "-", cut(m.err.Error(), errorWidth)})
 			return nil
 		}
 		d := m.body
 		counts[d.Reason]++
+		tenanted = tenanted || d.TenantID != ""
 		status := "-"
 		if d.HTTPStatus != 0 {
 			status = strconv.Itoa(d.HTTPStatus)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", m.seq, d.EventID, d.Reason, status, d.Attempts,
-			d.FailedAt.UTC().Format(time.RFC3339), cut(d.Error, errorWidth))
+		rows = append(rows, []string{seq, cmp.Or(d.TenantID, "-"), d.EventID, string(d.Reason), status, strconv.Itoa(d.Attempts),
+			d.FailedAt.UTC().Format(time.RFC3339), cut(d.Error, errorWidth)})
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, row := range append([][]string{{"SEQ", "TENANT", "EVENT ID", "REASON", "STATUS", "ATTEMPTS", "FAILED AT", "ERROR"}}, rows...) {
+		if !tenanted {
+			row = slices.Delete(row, 1, 2)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -160,7 +193,7 @@ func List(ctx context.Context, js jetstream.JetStream, stream string, sel Select
 	if len(parts) > 0 {
 		summary = ": " + strings.Join(parts, ", ")
 	}
-	_, err = fmt.Fprintf(w, "%d dead letters%s\n", total, summary)
+	_, err = fmt.Fprintf(w, "%d dead letters%s\n", len(rows), summary)
 	return err
 }
 
@@ -174,7 +207,8 @@ func cut(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// Redrive sends dead letters' originals back to the input subject.
+// Redrive sends dead letters' originals back to the input subject, or in multi-tenant mode
+// to their tenant's subject under it.
 type Redrive struct {
 	JS      jetstream.JetStream
 	Stream  string // the DLQ stream
@@ -186,7 +220,7 @@ type Redrive struct {
 
 // Run redrives the events sel selects, each at most once however many dead letters of it
 // the DLQ holds: the unit is the original event id (the dead letter's, without a former
-// redrive's mark). An event is selected when any of its dead letters is; its newest dead
+// redrive's mark), of its tenant. An event is selected when any of its dead letters is; its newest dead
 // letter is sent, under an id made of that dead letter's sequence, and once the publish is
 // acknowledged every dead letter of the event leaves the DLQ, the one sent last. A re-run
 // after a crash anywhere in between finds that same newest dead letter and sends it under
@@ -218,9 +252,14 @@ func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 			fmt.Fprintf(r.Out, "skipped seq %d: %v\n", m.seq, err)
 			return nil
 		}
+		subject, to := r.Subject, ""
+		if t := m.body.TenantID; t != "" {
+			subject = r.Subject + "." + t
+			to = " to " + subject
+		}
 		if !r.DryRun {
-			if err := sandbox.Publish(ctx, r.JS, r.Subject, id, original); err != nil {
-				return fmt.Errorf("seq %d: publish to %s: %w (nothing deleted; a re-run is safe)", m.seq, r.Subject, err)
+			if err := sandbox.Publish(ctx, r.JS, subject, id, original); err != nil {
+				return fmt.Errorf("seq %d: publish to %s: %w (nothing deleted; a re-run is safe)", m.seq, subject, err)
 			}
 			for _, seq := range ev.seqs {
 				if err := dlq.DeleteMsg(ctx, seq); err != nil {
@@ -229,7 +268,7 @@ func (r *Redrive) Run(ctx context.Context, sel Selection) error {
 			}
 		}
 		done++
-		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s%s\n", verb, m.seq, m.body.EventID, m.body.Reason, id, older(ev.seqs))
+		fmt.Fprintf(r.Out, "%s seq %d: event %s (%s) as %s%s%s\n", verb, m.seq, m.body.EventID, m.body.Reason, id, to, older(ev.seqs))
 		return nil
 	})
 	if err != nil {
@@ -265,7 +304,8 @@ func (r *Redrive) scan(ctx context.Context, sel Selection) (byNewest map[uint64]
 			}
 			return nil
 		}
-		id := originalID(m.body.EventID)
+		// Event ids are unique within a tenant only.
+		id := m.body.TenantID + "/" + originalID(m.body.EventID)
 		ev := byID[id]
 		if ev == nil {
 			ev = &event{}
