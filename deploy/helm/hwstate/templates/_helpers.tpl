@@ -42,9 +42,21 @@ HWSTATE_NATS_CREDS: /etc/hwstate/nats/{{ .Values.nats.credsKey }}
 {{- if .Values.nats.caKey }}
 HWSTATE_NATS_CA: /etc/hwstate/nats/{{ .Values.nats.caKey }}
 {{- end }}
+{{- if .Values.tenants }}
+HWSTATE_TENANTS: /etc/hwstate/tenants/tenants.yaml
+{{- else }}
 HWSTATE_TENANT_ID: {{ .Values.graph.tenantId | quote }}
+{{- end }}
 HWSTATE_CLIENT_ID: {{ .Values.graph.clientId | quote }}
 {{- if eq .Values.graph.credential "certificate" }}
 HWSTATE_CLIENT_CERT: /etc/hwstate/graph/{{ .Values.graph.secretKey }}
 {{- end }}
+{{- end -}}
+
+{{- define "hwstate.kedaAccount" -}}
+{{- required "keda.account: the HWSTATE account's public key (nats-auth.sh's HWSTATE.account)" .Values.keda.account -}}
+{{- end -}}
+
+{{- define "hwstate.stream" -}}
+{{- .Values.settings.STREAM | default "HWSTATE_EVENTS" -}}
 {{- end -}}
