@@ -3,11 +3,19 @@ package schema
 import "testing"
 
 func BenchmarkDecode(b *testing.B) {
-	body := []byte(good)
-	b.SetBytes(int64(len(body)))
+	benchmarkDecode(b, Decode, good)
+}
+
+func BenchmarkDecodeMultiTenant(b *testing.B) {
+	benchmarkDecode(b, DecodeMultiTenant, withTenant(`"`+goodTenant+`"`))
+}
+
+func benchmarkDecode(b *testing.B, decode func([]byte) (Event, error), body string) {
+	data := []byte(body)
+	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Decode(body); err != nil {
+		if _, err := decode(data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -37,11 +37,13 @@ const (
 	ruleODataType             // ODataType exactly: dropped
 )
 
-// fields is the table of the envelope's properties, decoded into ev.
-func (ev *Event) fields() [2]field {
+// fields is the table of the envelope's properties, decoded into ev; the
+// last, tenantId, only in multi-tenant mode.
+func (ev *Event) fields() [3]field {
 	return [...]field{
 		{name: "hardwareConfigurationId", required: true, rule: ruleGUID, str: &ev.HardwareConfigurationID},
 		{name: "userState", required: true, rule: ruleUserState, obj: &ev.UserState},
+		{name: "tenantId", rule: ruleGUID, str: &ev.TenantID},
 	}
 }
 

@@ -6,6 +6,8 @@
 // where encoding/json is lenient (duplicate keys, case-insensitive names,
 // 5.0 for an integer, invalid UTF-8). event.schema.json states the same rules
 // for producers; Decode agrees with it wherever JSON Schema can express a rule.
+// DecodeMultiTenant and event.multitenant.schema.json are the same pair for
+// multi-tenant mode, whose events may also name their tenant.
 //
 // The package is a file per concept: this file is what callers use;
 // decode.go walks an event and holds its rules, field by field; scan.go is
@@ -26,6 +28,9 @@ type Event struct {
 	// as a path segment of the Graph URL as it is.
 	HardwareConfigurationID string
 	UserState               UserState
+	// TenantID is the body's tenantId, a GUID exactly as received (any case),
+	// or "" when the body has none. Only DecodeMultiTenant sets it.
+	TenantID string
 }
 
 // UserState is the Graph entity hardwareConfigurationUserState as an event
@@ -41,10 +46,22 @@ type UserState struct {
 // Decode validates an event body against every rule of CONTRACT section 1
 // and returns the event it holds. Its error is always a *ValidationError,
 // for the first rule found broken.
-func Decode(data []byte) (Event, error) {
+func Decode(data []byte) (Event, error) { return decodeEvent(data, false) }
+
+// DecodeMultiTenant is Decode for multi-tenant mode (CONTRACT section 6):
+// the same rules, and the envelope may also hold "tenantId", a GUID (any
+// case, as hardwareConfigurationId), returned in Event.TenantID. Whether it
+// names a listed tenant and agrees with the subject is the caller's to judge.
+func DecodeMultiTenant(data []byte) (Event, error) { return decodeEvent(data, true) }
+
+func decodeEvent(data []byte, multiTenant bool) (Event, error) {
 	var ev Event
 	fields := ev.fields()
-	if err := decodeBody(data, fields[:]); err != nil {
+	n := len(fields)
+	if !multiTenant {
+		n-- // tenantId, the table's last
+	}
+	if err := decodeBody(data, fields[:n]); err != nil {
 		return Event{}, err
 	}
 	return ev, nil

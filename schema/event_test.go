@@ -156,6 +156,7 @@ var eventCases = func() []eventCase {
 		{name: "extra userState property", body: eventWith("deviceName", `"x"`), field: "userState"},
 		{name: "userState property in other case", body: eventWith("UPN", `"x"`), field: "userState"},
 		{name: "userState property that Graph has but events may not", body: eventWith("userPrincipalName", `"x"`), field: "userState"},
+		{name: "tenantId in userState", body: eventWith("tenantId", `"`+goodTenant+`"`), field: "userState"},
 
 		{name: "GUID too short", body: eventWithGUID(`"` + goodGUID[:35] + `"`), field: "hardwareConfigurationId"},
 		{name: "GUID too long", body: eventWithGUID(`"` + goodGUID + `0"`), field: "hardwareConfigurationId"},
@@ -332,9 +333,15 @@ func TestContractRules(t *testing.T) {
 		{"userState: any other property is invalid", []string{"extra userState property", "userState property in other case", "userState property that Graph has but events may not"}},
 		{"duplicate keys: invalid at both levels", []string{"duplicate hardwareConfigurationId", "duplicate userState", "duplicate upn", "duplicate upn escaped", "duplicate count", "duplicate id", "duplicate odata type"}},
 		{"trailing data: invalid", []string{"trailing object", "trailing garbage", "trailing NUL", "two events"}},
+		// CONTRACT section 6: DecodeMultiTenant, judged by TestDecodeMultiTenant.
+		{"tenantId: optional", []string{"good", "good tenantId", "good tenantId last"}},
+		{"tenantId: a GUID, any case, nothing else", []string{"good tenantId upper-case", "good tenantId escaped", "tenantId empty", "tenantId null", "tenantId number", "tenantId a domain name", "tenantId in braces", "tenantId without dashes", "tenantId too long", "tenantId with a subject wildcard", "tenantId with trailing newline"}},
+		{"tenantId: a property of the envelope, named exactly", []string{"tenantId in userState", "tenantId in other case", "tenantId misspelt"}},
+		{"tenantId: at most once", []string{"duplicate tenantId", "duplicate tenantId escaped"}},
+		{"tenantId: the other rules unchanged", []string{"tenantId with an invalid userState"}},
 	}
-	known := make(map[string]bool, len(eventCases))
-	for _, tc := range eventCases {
+	known := make(map[string]bool, len(eventCases)+len(tenantCases))
+	for _, tc := range append(append([]eventCase(nil), eventCases...), tenantCases...) {
 		known[tc.name] = true
 	}
 	for _, r := range rules {
@@ -350,36 +357,45 @@ func TestContractRules(t *testing.T) {
 	// The id's being dropped is seen in the values: TestDecodeValues "id dropped".
 }
 
+// TestDecode judges eventCases with Decode, and with DecodeMultiTenant, which
+// must judge alike every body that has no tenantId.
 func TestDecode(t *testing.T) {
 	for _, tc := range eventCases {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, err := Decode([]byte(tc.body))
-			if tc.valid {
-				if err != nil {
-					t.Fatalf("Decode: %v", err)
-				}
-				if ref, err := decodeReference([]byte(tc.body)); err != nil || ev != ref {
-					t.Errorf("Decode =\n%+v\nencoding/json reads\n%+v (%v)", ev, ref, err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Decode accepted it: %+v", ev)
-			}
-			ve, ok := err.(*ValidationError)
-			if !ok {
-				t.Fatalf("error is %T, not *ValidationError: %v", err, err)
-			}
-			if ve.Field != tc.field {
-				t.Errorf("Field = %q, want %q (error: %v)", ve.Field, tc.field, err)
-			}
-			if ve.Reason == "" {
-				t.Errorf("empty Reason")
-			}
-			if ev != (Event{}) {
-				t.Errorf("Decode returned %+v with its error", ev)
-			}
+			checkCase(t, "Decode", Decode, tc)
+			checkCase(t, "DecodeMultiTenant", DecodeMultiTenant, tc)
 		})
+	}
+}
+
+// checkCase checks what decode, called name, makes of tc's body.
+func checkCase(t *testing.T, name string, decode func([]byte) (Event, error), tc eventCase) {
+	t.Helper()
+	ev, err := decode([]byte(tc.body))
+	if tc.valid {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if ref, err := decodeReference([]byte(tc.body)); err != nil || ev != ref {
+			t.Errorf("%s =\n%+v\nencoding/json reads\n%+v (%v)", name, ev, ref, err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("%s accepted it: %+v", name, ev)
+	}
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("%s: error is %T, not *ValidationError: %v", name, err, err)
+	}
+	if ve.Field != tc.field {
+		t.Errorf("%s: Field = %q, want %q (error: %v)", name, ve.Field, tc.field, err)
+	}
+	if ve.Reason == "" {
+		t.Errorf("%s: empty Reason", name)
+	}
+	if ev != (Event{}) {
+		t.Errorf("%s returned %+v with its error", name, ev)
 	}
 }
 
@@ -401,9 +417,10 @@ func decodeReference(data []byte) (Event, error) {
 			NotApplicableDeviceCount int32  `json:"notApplicableDeviceCount"`
 			UnknownDeviceCount       int32  `json:"unknownDeviceCount"`
 		} `json:"userState"`
+		TenantID string `json:"tenantId"`
 	}
 	err := json.Unmarshal(data, &ref)
-	return Event{ref.HardwareConfigurationID, UserState(ref.UserState)}, err
+	return Event{HardwareConfigurationID: ref.HardwareConfigurationID, UserState: UserState(ref.UserState), TenantID: ref.TenantID}, err
 }
 
 func TestDecodeValues(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,28 +14,36 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-const schemaID = "https://hwstate.dev/schema/event.schema.json"
+// The schemas' ids: the multi-tenant one refers to the other.
+const (
+	schemaBase    = "https://hwstate.dev/schema/"
+	schemaID      = schemaBase + "event.schema.json"
+	multiTenantID = schemaBase + "event.multitenant.schema.json"
+)
 
-// compileSchema compiles event.schema.json, or the subschema at the JSON
-// pointer ptr ("" for the event).
-func compileSchema(t *testing.T, ptr string) *jsonschema.Schema {
+// compileSchema compiles the schema with the given id, or its subschema at
+// the JSON pointer ptr ("" for the whole), with every schema of the package
+// loaded for its references.
+func compileSchema(t *testing.T, id, ptr string) *jsonschema.Schema {
 	t.Helper()
-	f, err := os.Open("event.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("event.schema.json: %v", err)
-	}
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource(schemaID, doc); err != nil {
-		t.Fatal(err)
+	for _, file := range []string{"event.schema.json", "event.multitenant.schema.json"} {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if err := c.AddResource(schemaBase+file, doc); err != nil {
+			t.Fatal(err)
+		}
 	}
-	sch, err := c.Compile(schemaID + "#" + ptr)
+	sch, err := c.Compile(id + "#" + ptr)
 	if err != nil {
-		t.Fatalf("compile event.schema.json: %v", err)
+		t.Fatalf("compile %s: %v", id, err)
 	}
 	return sch
 }
@@ -51,48 +60,76 @@ func schemaAccepts(sch *jsonschema.Schema, body []byte) (bool, error) {
 }
 
 func TestSchemaHeader(t *testing.T) {
-	b, err := os.ReadFile("event.schema.json")
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"event.schema.json", []string{
+			`"$id": "` + schemaID + `"`,
+			`"const": "` + ODataType + `"`,
+			`"maximum": 2147483647`,
+			`"maxLength": 1024`,
+		}},
+		{"event.multitenant.schema.json", []string{
+			`"$id": "` + multiTenantID + `"`,
+			`"$ref": "event.schema.json#/$defs/userState"`,
+			`"tenantId": {`,
+		}},
 	}
-	for _, want := range []string{
-		`"$schema": "https://json-schema.org/draft/2020-12/schema"`,
-		`"$id": "` + schemaID + `"`,
-		`"const": "` + ODataType + `"`,
-		`"maximum": 2147483647`,
-		`"maxLength": 1024`,
-	} {
-		if !bytes.Contains(b, []byte(want)) {
-			t.Errorf("event.schema.json lacks %s", want)
+	for _, tt := range tests {
+		b, err := os.ReadFile(tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range append(tt.want, `"$schema": "https://json-schema.org/draft/2020-12/schema"`) {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("%s lacks %s", tt.file, want)
+			}
 		}
 	}
 }
 
-// TestSchemaAgrees checks that event.schema.json and Decode judge every body
-// of eventCases alike, except those marked decoderOnly, which the schema must
-// accept: were it to reject one, the mark would hide a rule it can express.
+// TestSchemaAgrees checks that each schema and its decoder judge every body
+// of eventCases and tenantCases alike, except those marked decoderOnly, which
+// the schema must accept: were it to reject one, the mark would hide a rule
+// it can express. Single-tenant mode judges every tenant case invalid.
 func TestSchemaAgrees(t *testing.T) {
-	sch := compileSchema(t, "")
-	for _, tc := range eventCases {
-		t.Run(tc.name, func(t *testing.T) {
-			accepted, why := schemaAccepts(sch, []byte(tc.body))
-			_, err := Decode([]byte(tc.body))
-			switch {
-			case tc.decoderOnly && !accepted:
-				t.Errorf("marked decoderOnly, but the schema rejects it: %v", why)
-			case tc.decoderOnly && err == nil:
-				t.Errorf("marked decoderOnly, but Decode accepts it")
-			case !tc.decoderOnly && accepted != (err == nil):
-				t.Errorf("schema accepts: %v (%v); Decode: %v", accepted, why, err)
-			}
-		})
+	singleTenant := make([]eventCase, 0, len(eventCases)+len(tenantCases))
+	singleTenant = append(singleTenant, eventCases...)
+	for _, tc := range tenantCases {
+		singleTenant = append(singleTenant, eventCase{name: tc.name, body: tc.body})
+	}
+	modes := []struct {
+		id     string
+		decode func([]byte) (Event, error)
+		cases  []eventCase
+	}{
+		{schemaID, Decode, singleTenant},
+		{multiTenantID, DecodeMultiTenant, append(append([]eventCase(nil), eventCases...), tenantCases...)},
+	}
+	for _, m := range modes {
+		sch := compileSchema(t, m.id, "")
+		for _, tc := range m.cases {
+			t.Run(path.Base(m.id)+"/"+tc.name, func(t *testing.T) {
+				accepted, why := schemaAccepts(sch, []byte(tc.body))
+				_, err := m.decode([]byte(tc.body))
+				switch {
+				case tc.decoderOnly && !accepted:
+					t.Errorf("marked decoderOnly, but the schema rejects it: %v", why)
+				case tc.decoderOnly && err == nil:
+					t.Errorf("marked decoderOnly, but the decoder accepts it")
+				case !tc.decoderOnly && accepted != (err == nil):
+					t.Errorf("schema accepts: %v (%v); decoder: %v", accepted, why, err)
+				}
+			})
+		}
 	}
 }
 
 // TestSchemaGraphBody checks that $defs/userState, the schema of a Graph
 // request body, accepts what AppendGraphBody makes.
 func TestSchemaGraphBody(t *testing.T) {
-	sch := compileSchema(t, "/$defs/userState")
+	sch := compileSchema(t, schemaID, "/$defs/userState")
 	eachValidEvent(t, func(name string, ev Event) {
 		body := ev.UserState.AppendGraphBody(nil)
 		if ok, why := schemaAccepts(sch, body); !ok {
