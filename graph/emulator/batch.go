@@ -54,11 +54,11 @@ func isBatchPath(path string) bool {
 // sub-response per sub-request, in an order of its own. Each sub-request goes through
 // create like a create sent alone: faults, rate limits and counters included (a
 // sub-request whose answer is lost by hang or drop loses the answer of the $batch).
-func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
+func (tn *Tenant) serveBatch(st *state, r *http.Request) subResponse {
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(r.Method, "$batch", http.MethodPost)
 	}
-	body, refused := e.admit(st, r)
+	body, refused := tn.admit(st, r)
 	if refused != nil {
 		return *refused
 	}
@@ -70,7 +70,7 @@ func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 		return failure(http.StatusBadRequest, "BadRequest", "Invalid batch payload: "+msg)
 	}
 	base := baseURL(r, strings.TrimSuffix(strings.TrimSuffix(r.URL.EscapedPath(), "/$batch"), "/%24batch"))
-	now := e.now()
+	now := tn.now()
 	lost := answered
 	answers := batchAnswer{Responses: make([]batchSubResponse, len(reqs))}
 	for i, sub := range reqs {
@@ -78,8 +78,8 @@ func (e *Emulator) serveBatch(st *state, r *http.Request) subResponse {
 		for k, v := range sub.Headers {
 			header.Set(k, v)
 		}
-		resp := e.serveSub(st, base, sub, header)
-		e.stats.count(resp.status)
+		resp := tn.serveSub(st, base, sub, header)
+		tn.stats.count(resp.status)
 		// The first sub-request whose answer is lost loses the whole answer.
 		if resp.lost != answered && lost == answered {
 			lost = resp.lost
@@ -147,7 +147,7 @@ func hasHeader(h map[string]string, name string) bool {
 
 // serveSub answers one sub-request: its url is relative to the Graph root the $batch was
 // sent to, with or without a leading slash.
-func (e *Emulator) serveSub(st *state, base string, sub batchSubRequest, header http.Header) subResponse {
+func (tn *Tenant) serveSub(st *state, base string, sub batchSubRequest, header http.Header) subResponse {
 	if strings.Contains(sub.URL, "://") {
 		return failure(http.StatusBadRequest, "BadRequest", "The url of a batch request must be relative.")
 	}
@@ -158,5 +158,5 @@ func (e *Emulator) serveSub(st *state, base string, sub batchSubRequest, header 
 	case !strings.EqualFold(sub.Method, http.MethodPost):
 		return methodNotAllowed(sub.Method, "userRunStates inside a $batch", http.MethodPost)
 	}
-	return e.create(st, subRequest{base: base, configID: configID, header: header, body: sub.Body})
+	return tn.create(st, subRequest{base: base, configID: configID, header: header, body: sub.Body})
 }

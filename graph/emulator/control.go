@@ -10,26 +10,40 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// SetConfig replaces the configuration; requests already being answered finish with the
-// old one. The rate limits keep their level unless Rate and Burst, or Window, change.
-func (e *Emulator) SetConfig(cfg Config) {
-	_ = e.update(func(c *Config) error { // cannot fail
+// SetConfig replaces the root's configuration (see Tenant.SetConfig).
+func (e *Emulator) SetConfig(cfg Config) { e.root.SetConfig(cfg) }
+
+// Config returns the root's configuration in force.
+func (e *Emulator) Config() Config { return e.root.Config() }
+
+// Stats returns the root's counters so far.
+func (e *Emulator) Stats() Stats { return e.root.Stats() }
+
+// CreatesFor returns how many creates (201s) a client-request-id has had at the root: 1
+// for every event of a client that never duplicates.
+func (e *Emulator) CreatesFor(clientRequestID string) int { return e.root.CreatesFor(clientRequestID) }
+
+// SetConfig replaces the tenant's configuration; requests already being answered finish
+// with the old one. The rate limits keep their level unless Rate and Burst, or Window,
+// change.
+func (tn *Tenant) SetConfig(cfg Config) {
+	_ = tn.update(func(c *Config) error { // cannot fail
 		*c = cfg.clone()
 		return nil
 	})
 }
 
-// Config returns the configuration in force.
-func (e *Emulator) Config() Config {
-	return e.state.Load().cfg.clone()
+// Config returns the tenant's configuration in force.
+func (tn *Tenant) Config() Config {
+	return tn.state.Load().cfg.clone()
 }
 
 // update applies change to a copy of the configuration in force and, unless it
 // fails, puts the copy in force.
-func (e *Emulator) update(change func(*Config) error) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	old := e.state.Load()
+func (tn *Tenant) update(change func(*Config) error) error {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	old := tn.state.Load()
 	var cfg Config
 	if old != nil {
 		cfg = old.cfg.clone()
@@ -49,7 +63,7 @@ func (e *Emulator) update(change func(*Config) error) error {
 	case old != nil && old.cfg.OutageFor == cfg.OutageFor:
 		st.outageUntil = old.outageUntil
 	default:
-		st.outageUntil = e.now().Add(cfg.OutageFor)
+		st.outageUntil = tn.now().Add(cfg.OutageFor)
 	}
 	switch {
 	case cfg.Rate <= 0: // no limit, no limiter
@@ -70,9 +84,9 @@ func (e *Emulator) update(change func(*Config) error) error {
 		if seed == 0 {
 			seed = rand.Uint64()
 		}
-		e.rng = rand.New(rand.NewPCG(seed, seed))
+		tn.rng = rand.New(rand.NewPCG(seed, seed))
 	}
-	e.state.Store(st)
+	tn.state.Store(st)
 	return nil
 }
 
@@ -105,7 +119,7 @@ func (e *Emulator) changeConfig(replace bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
 		if err == nil {
-			err = e.update(func(c *Config) error {
+			err = e.root.update(func(c *Config) error {
 				if replace {
 					*c = Config{}
 				}

@@ -81,8 +81,8 @@ func (resp subResponse) finish(clientRequestID string, now time.Time) (http.Head
 
 // create answers one create the way Graph's service would, after the transport and
 // authentication checks.
-func (e *Emulator) create(st *state, r subRequest) subResponse {
-	n, key, refused := e.arrive(st, r.header)
+func (tn *Tenant) create(st *state, r subRequest) subResponse {
+	n, key, refused := tn.arrive(st, r.header)
 	if refused != nil {
 		return *refused
 	}
@@ -107,20 +107,20 @@ func (e *Emulator) create(st *state, r subRequest) subResponse {
 		return serverError(st.cfg.failStatus())
 	}
 
-	entity := e.store(key, configID, userState)
+	entity := tn.store(key, configID, userState)
 	odataContext, _ := json.Marshal(r.base + "/$metadata#deviceManagement/hardwareConfigurations('" + r.configID + "')/userRunStates/$entity") // a string: cannot fail
 	body := make([]byte, 0, len(odataContext)+len(entity)+20)
 	body = append(body, `{"@odata.context":`...)
 	body = append(body, odataContext...)
 	body = append(body, ',')
 	body = append(body, entity[1:]...)
-	return e.ambiguous(&st.cfg, subResponse{status: http.StatusCreated, body: body})
+	return tn.ambiguous(&st.cfg, subResponse{status: http.StatusCreated, body: body})
 }
 
 // arrive checks the client-request-id of a Graph request (create or list), counts the
 // request as its n-th, and injects the faults configured for it; refused is the answer
 // when it goes no further.
-func (e *Emulator) arrive(st *state, header http.Header) (n int, key uuid.UUID, refused *subResponse) {
+func (tn *Tenant) arrive(st *state, header http.Header) (n int, key uuid.UUID, refused *subResponse) {
 	// key stays uuid.Nil for requests without a client-request-id: they count together.
 	if id := header.Get("client-request-id"); id != "" {
 		if !schema.IsGUID(id) {
@@ -129,12 +129,12 @@ func (e *Emulator) arrive(st *state, header http.Header) (n int, key uuid.UUID, 
 		}
 		key = uuid.MustParse(id)
 	}
-	e.mu.Lock()
-	c := e.ids[key]
+	tn.mu.Lock()
+	c := tn.ids[key]
 	c.seen++
-	e.ids[key] = c
-	e.mu.Unlock()
-	if resp, failed := e.injectFault(st, c.seen); failed {
+	tn.ids[key] = c
+	tn.mu.Unlock()
+	if resp, failed := tn.injectFault(st, c.seen); failed {
 		return c.seen, key, &resp
 	}
 	return c.seen, key, nil
@@ -157,37 +157,37 @@ func configuration(st *state, escaped string) (uuid.UUID, *subResponse) {
 
 // store keeps a created user state under its configuration, with a new id, and counts
 // it; it returns the entity as Graph holds it: {"id":...,"@odata.type":...,...}.
-func (e *Emulator) store(key, configID uuid.UUID, u schema.UserState) []byte {
+func (tn *Tenant) store(key, configID uuid.UUID, u schema.UserState) []byte {
 	body := u.AppendGraphBody(nil) // an object with @odata.type at least
 	entity := make([]byte, 0, len(body)+48)
 	entity = append(entity, `{"id":"`...)
 	entity = append(entity, uuid.NewString()...)
 	entity = append(entity, `",`...)
 	entity = append(entity, body[1:]...)
-	e.stats.creates.Add(1)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.entities[configID] = append(e.entities[configID], storedState{upn: u.UPN, entity: entity})
+	tn.stats.creates.Add(1)
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	tn.entities[configID] = append(tn.entities[configID], storedState{upn: u.UPN, entity: entity})
 	if key == uuid.Nil {
 		return entity // no identity, so no duplicate either
 	}
-	c := e.ids[key]
+	c := tn.ids[key]
 	c.created++
-	e.ids[key] = c
+	tn.ids[key] = c
 	if c.created > 1 {
-		e.stats.duplicates.Add(1)
+		tn.stats.duplicates.Add(1)
 	}
 	return entity
 }
 
-// CreatesFor returns how many creates (201s) a client-request-id has had: 1 for every
-// event of a client that never duplicates.
-func (e *Emulator) CreatesFor(clientRequestID string) int {
+// CreatesFor returns how many creates (201s) a client-request-id has had in this tenant:
+// 1 for every event of a client that never duplicates.
+func (tn *Tenant) CreatesFor(clientRequestID string) int {
 	key, err := uuid.Parse(clientRequestID)
 	if err != nil {
 		return 0
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.ids[key].created
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	return tn.ids[key].created
 }

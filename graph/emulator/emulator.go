@@ -9,16 +9,9 @@ package emulator
 import (
 	"context"
 	"crypto/subtle"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -74,32 +67,8 @@ const (
 // and every user state created, for as long as it runs.
 type Emulator struct {
 	now     func() time.Time
-	state   atomic.Pointer[state]
+	root    *Tenant
 	control *http.ServeMux
-	stats   counters
-
-	mu       sync.Mutex // serialises configuration changes; guards rng, ids and entities
-	rng      *rand.Rand
-	ids      map[uuid.UUID]idCounts
-	entities map[uuid.UUID][]storedState // per configuration, in creation order
-}
-
-// state is one configuration in force, swapped whole, so a request sees one
-// configuration from start to end without locking.
-type state struct {
-	cfg                              Config
-	bucket                           *rate.Limiter // nil: no Rate
-	window                           *window       // nil: no Window
-	outageUntil                      time.Time     // the end of the OutageFor window
-	notFound, reject, fail, throttle map[uuid.UUID]bool
-}
-
-type idCounts struct{ seen, created int }
-
-// storedState is a created user state as a list answers it.
-type storedState struct {
-	upn    string
-	entity []byte // {"id":...,"@odata.type":...,...}
 }
 
 // Option changes how an Emulator works, beyond its Config.
@@ -114,11 +83,11 @@ func WithClock(now func() time.Time) Option {
 
 // New returns an Emulator running with cfg.
 func New(cfg Config, opts ...Option) *Emulator {
-	e := &Emulator{now: time.Now, ids: make(map[uuid.UUID]idCounts), entities: make(map[uuid.UUID][]storedState)}
+	e := &Emulator{now: time.Now}
 	for _, opt := range opts {
 		opt(e)
 	}
-	e.SetConfig(cfg)
+	e.root = newTenant(e.now, cfg)
 	e.control = e.controlMux()
 	return e
 }
@@ -128,76 +97,17 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.control.ServeHTTP(w, r)
 		return
 	}
-	st := e.state.Load()
-	var resp subResponse
-	if isBatchPath(r.URL.EscapedPath()) {
-		e.stats.batches.Add(1)
-		if resp = e.serveBatch(st, r); resp.status != http.StatusOK { // one answered 200 has counted its creates
-			e.stats.count(resp.status)
-		}
-	} else {
-		resp = e.serve(st, r)
-		e.stats.count(resp.status)
-	}
-	if resp.lost != answered {
-		withhold(w, r, resp.lost)
-		return
-	}
-	if !sleep(r.Context(), st.cfg.Latency) {
-		return // the client is gone
-	}
-	clientRequestID := r.Header.Get("client-request-id")
-	header, body := resp.finish(clientRequestID, e.now())
+	e.root.serveHTTP(w, r)
+}
+
+// write sends resp, with what Graph puts on every answer, to the client.
+func (resp subResponse) write(w http.ResponseWriter, r *http.Request, now time.Time) {
+	header, body := resp.finish(r.Header.Get("client-request-id"), now)
 	for k, v := range header {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(body) // a client that stopped reading has nothing to be told
-}
-
-// serve answers what belongs to the HTTP request as a whole, then hands a create to
-// create, which a $batch would call once per sub-request, or a list to list.
-func (e *Emulator) serve(st *state, r *http.Request) subResponse {
-	prefix, configID, ok := splitCreatePath(r.URL.EscapedPath())
-	switch {
-	case !ok:
-		return failure(http.StatusNotFound, "ResourceNotFound", "No resource at "+r.URL.EscapedPath()+".")
-	case r.Method != http.MethodPost && r.Method != http.MethodGet:
-		return methodNotAllowed(r.Method, "userRunStates", "GET, POST")
-	}
-	body, refused := e.admit(st, r)
-	switch {
-	case refused != nil:
-		return *refused
-	case r.Method == http.MethodGet:
-		return e.list(st, r, baseURL(r, prefix), configID)
-	}
-	return e.create(st, subRequest{
-		base:     baseURL(r, prefix),
-		configID: configID,
-		header:   r.Header,
-		body:     body,
-	})
-}
-
-// admit checks what comes before any create, alone or in a $batch: outage,
-// Authorization, and the body's size; it returns the body, or the answer refusing it.
-func (e *Emulator) admit(st *state, r *http.Request) ([]byte, *subResponse) {
-	refuse := func(resp subResponse) ([]byte, *subResponse) { return nil, &resp }
-	if st.cfg.Outage || e.now().Before(st.outageUntil) {
-		return refuse(failure(http.StatusServiceUnavailable, "ServiceUnavailable", "The service is unavailable (emulated outage)."))
-	}
-	if msg := checkAuthorization(r.Header.Get("Authorization"), st.cfg.Token); msg != "" {
-		return refuse(failure(http.StatusUnauthorized, "InvalidAuthenticationToken", msg))
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	switch {
-	case err != nil:
-		return refuse(failure(http.StatusBadRequest, "BadRequest", "The request body could not be read."))
-	case len(body) > maxRequestBody:
-		return refuse(failure(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is too large."))
-	}
-	return body, nil
 }
 
 // baseURL is scheme://host/prefix of a request, for @odata.context.

@@ -10,19 +10,19 @@ import (
 
 // injectFault decides the configured 429s and 5xx for the n-th request of a
 // client-request-id; failed reports whether there is one.
-func (e *Emulator) injectFault(st *state, n int) (resp subResponse, failed bool) {
+func (tn *Tenant) injectFault(st *state, n int) (resp subResponse, failed bool) {
 	cfg := &st.cfg
 	switch {
-	case n <= cfg.ThrottleFirst, e.chance(cfg.ThrottleRate):
+	case n <= cfg.ThrottleFirst, tn.chance(cfg.ThrottleRate):
 		return throttled(cfg.RetryAfter, cfg.OmitRetryAfter), true
 	}
-	if wait := admitWrite(e.now(), st.bucket, st.window); wait > 0 {
+	if wait := admitWrite(tn.now(), st.bucket, st.window); wait > 0 {
 		return throttled(wait, cfg.OmitRetryAfter), true
 	}
 	switch {
 	case n <= cfg.ThrottleFirst+cfg.FailFirst:
 		return serverError(cfg.failStatus()), true
-	case e.chance(cfg.ErrorRate):
+	case tn.chance(cfg.ErrorRate):
 		return serverError(http.StatusServiceUnavailable), true
 	}
 	return subResponse{}, false
@@ -57,13 +57,13 @@ func serverError(status int) subResponse {
 	return failure(status, code, "Injected failure.")
 }
 
-func (e *Emulator) chance(p float64) bool {
+func (tn *Tenant) chance(p float64) bool {
 	if p <= 0 {
 		return false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rng.Float64() < p
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	return tn.rng.Float64() < p
 }
 
 // lostAnswer is what happens to an answer that must not reach the client.
@@ -77,7 +77,7 @@ const (
 
 // ambiguous draws, for a create just made whose answer is created, whether AmbiguousRate
 // loses that answer, and how; Stats count it.
-func (e *Emulator) ambiguous(cfg *Config, created subResponse) subResponse {
+func (tn *Tenant) ambiguous(cfg *Config, created subResponse) subResponse {
 	if cfg.AmbiguousRate <= 0 {
 		return created
 	}
@@ -85,12 +85,12 @@ func (e *Emulator) ambiguous(cfg *Config, created subResponse) subResponse {
 	if len(kinds) == 0 {
 		kinds = ambiguousFaults
 	}
-	e.mu.Lock()
+	tn.mu.Lock()
 	fault := ""
-	if e.rng.Float64() < cfg.AmbiguousRate {
-		fault = kinds[e.rng.IntN(len(kinds))]
+	if tn.rng.Float64() < cfg.AmbiguousRate {
+		fault = kinds[tn.rng.IntN(len(kinds))]
 	}
-	e.mu.Unlock()
+	tn.mu.Unlock()
 	switch fault {
 	case "":
 		return created
@@ -103,7 +103,7 @@ func (e *Emulator) ambiguous(cfg *Config, created subResponse) subResponse {
 	default:
 		created.lost = drop
 	}
-	e.stats.ambiguous.Add(1)
+	tn.stats.ambiguous.Add(1)
 	return created
 }
 

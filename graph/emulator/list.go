@@ -27,8 +27,8 @@ type listPage struct {
 
 // list answers GET {prefix}/deviceManagement/hardwareConfigurations/{id}/userRunStates,
 // as the Emulator's documentation says, once the request has passed admit.
-func (e *Emulator) list(st *state, r *http.Request, base, configIDText string) subResponse {
-	if _, _, refused := e.arrive(st, r.Header); refused != nil {
+func (tn *Tenant) list(st *state, r *http.Request, base, configIDText string) subResponse {
+	if _, _, refused := tn.arrive(st, r.Header); refused != nil {
 		return *refused
 	}
 	configID, refused := configuration(st, configIDText)
@@ -46,7 +46,7 @@ func (e *Emulator) list(st *state, r *http.Request, base, configIDText string) s
 		return failure(http.StatusBadRequest, "BadRequest", "Invalid filter clause: filtering is not supported on userRunStates (emulated).")
 	}
 
-	matches := e.userStates(configID, q)
+	matches := tn.userStates(configID, q)
 	if q.skip > len(matches) {
 		return failure(http.StatusBadRequest, "BadRequest", "The $skiptoken is not valid.")
 	}
@@ -67,10 +67,10 @@ func (e *Emulator) list(st *state, r *http.Request, base, configIDText string) s
 }
 
 // userStates returns the entities of a configuration that q's filter keeps.
-func (e *Emulator) userStates(configID uuid.UUID, q listQuery) []json.RawMessage {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	all := e.entities[configID]
+func (tn *Tenant) userStates(configID uuid.UUID, q listQuery) []json.RawMessage {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	all := tn.entities[configID]
 	out := make([]json.RawMessage, 0, len(all))
 	for _, s := range all {
 		if !q.hasFilter || strings.EqualFold(s.upn, q.upn) {

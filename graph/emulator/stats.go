@@ -54,9 +54,9 @@ func (c *counters) count(status int) {
 	}
 }
 
-// Stats returns the counters so far.
-func (e *Emulator) Stats() Stats {
-	c := &e.stats
+// Stats returns the tenant's counters so far.
+func (tn *Tenant) Stats() Stats {
+	c := &tn.stats
 	return Stats{
 		Requests:     c.requests.Load(),
 		Batches:      c.batches.Load(),
