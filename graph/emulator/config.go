@@ -18,7 +18,7 @@ import (
 // Its JSON form, used by the control endpoint, names the fields in lowerCamel case
 // (token, latency, rate, burst, window, retryAfter, omitRetryAfter, throttleFirst,
 // failFirst, failStatus, errorRate, throttleRate, ambiguousRate, ambiguousFaults, seed,
-// outage, outageFor, notFoundIds, rejectIds, failIds, throttleIds, refuseFilter,
+// outage, outageFor, forbidden, notFoundIds, rejectIds, failIds, throttleIds, refuseFilter,
 // pageSize), writes durations as Go duration strings ("250ms", "2s"), and refuses unknown
 // fields.
 type Config struct {
@@ -68,6 +68,10 @@ type Config struct {
 	// configuration with a different OutageFor is put in force (so PATCHing other fields
 	// does not restart it; set 0 first to start an equal window again).
 	OutageFor time.Duration `json:"outageFor"`
+	// Forbidden answers every create and list, sent alone or inside a $batch, 403 with
+	// the error Intune gives an app without DeviceManagementConfiguration.ReadWrite.All:
+	// a tenant whose admin revoked the app's consent (the token itself still passes).
+	Forbidden bool `json:"forbidden"`
 	// NotFoundIDs are configuration ids that answer 404 ResourceNotFound, RejectIDs ones
 	// that answer 400 BadRequest to a valid create, and FailIDs ones that answer
 	// FailStatus to every create, a failure that never clears; GUIDs, any case.

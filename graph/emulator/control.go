@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -100,26 +101,45 @@ func guidSet(ids []string) map[uuid.UUID]bool {
 	return set
 }
 
-// controlMux serves the emulator's own endpoints under controlPrefix.
+// controlMux serves the emulator's own endpoints under controlPrefix, the root's and,
+// under /tenants/{id}, each tenant's.
 func (e *Emulator) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+controlPrefix+"stats", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, e.Stats())
+	for _, prefix := range []string{"", strings.TrimSuffix(tenantsPrefix, "/") + "/{tenant}"} {
+		handle := func(method, name string, serve func(http.ResponseWriter, *http.Request, *Tenant)) {
+			mux.HandleFunc(method+" "+prefix+controlPrefix+name, func(w http.ResponseWriter, r *http.Request) {
+				tn := e.root
+				if prefix != "" {
+					var refused *subResponse
+					if tn, refused = e.tenantAt(r.PathValue("tenant")); refused != nil {
+						refused.write(w, r, e.now())
+						return
+					}
+				}
+				serve(w, r, tn)
+			})
+		}
+		handle("GET", "stats", func(w http.ResponseWriter, _ *http.Request, tn *Tenant) {
+			writeJSON(w, http.StatusOK, tn.Stats())
+		})
+		handle("GET", "config", func(w http.ResponseWriter, _ *http.Request, tn *Tenant) {
+			writeJSON(w, http.StatusOK, tn.Config())
+		})
+		handle("PUT", "config", changeConfig(true))
+		handle("PATCH", "config", changeConfig(false))
+	}
+	mux.HandleFunc("GET "+controlPrefix+"tenants", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, e.TenantStats())
 	})
-	mux.HandleFunc("GET "+controlPrefix+"config", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, e.Config())
-	})
-	mux.HandleFunc("PUT "+controlPrefix+"config", e.changeConfig(true))
-	mux.HandleFunc("PATCH "+controlPrefix+"config", e.changeConfig(false))
 	return mux
 }
 
-// changeConfig serves PUT (replace) and PATCH (!replace) of the configuration.
-func (e *Emulator) changeConfig(replace bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// changeConfig serves PUT (replace) and PATCH (!replace) of a tenant's configuration.
+func changeConfig(replace bool) func(http.ResponseWriter, *http.Request, *Tenant) {
+	return func(w http.ResponseWriter, r *http.Request, tn *Tenant) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
 		if err == nil {
-			err = e.root.update(func(c *Config) error {
+			err = tn.update(func(c *Config) error {
 				if replace {
 					*c = Config{}
 				}
@@ -133,7 +153,7 @@ func (e *Emulator) changeConfig(replace bool) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, errorBody{&graphError{Code: "BadRequest", Message: err.Error()}})
 			return
 		}
-		writeJSON(w, http.StatusOK, e.Config())
+		writeJSON(w, http.StatusOK, tn.Config())
 	}
 }
 

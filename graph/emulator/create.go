@@ -79,6 +79,16 @@ func (resp subResponse) finish(clientRequestID string, now time.Time) (http.Head
 	return h, body
 }
 
+// write sends resp, with what Graph puts on every answer, to the client.
+func (resp subResponse) write(w http.ResponseWriter, r *http.Request, now time.Time) {
+	header, body := resp.finish(r.Header.Get("client-request-id"), now)
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(body) // a client that stopped reading has nothing to be told
+}
+
 // create answers one create the way Graph's service would, after the transport and
 // authentication checks.
 func (tn *Tenant) create(st *state, r subRequest) subResponse {
@@ -117,10 +127,21 @@ func (tn *Tenant) create(st *state, r subRequest) subResponse {
 	return tn.ambiguous(&st.cfg, subResponse{status: http.StatusCreated, body: body})
 }
 
-// arrive checks the client-request-id of a Graph request (create or list), counts the
-// request as its n-th, and injects the faults configured for it; refused is the answer
-// when it goes no further.
+// forbiddenMessage is the message of Intune's 403 to an app without the permission, a
+// JSON document of its own inside the string.
+const forbiddenMessage = `{"_version":3,"Message":"Application is not authorized to perform this operation. ` +
+	`Application must have one of the following scopes: DeviceManagementConfiguration.ReadWrite.All - ` +
+	`Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 (emulated)",` +
+	`"CustomApiErrorPhrase":"","RetryAfter":null,"ErrorSourceService":"","HttpHeaders":"{}"}`
+
+// arrive checks the permission (Forbidden) and the client-request-id of a Graph request
+// (create or list), counts the request as its n-th, and injects the faults configured for
+// it; refused is the answer when it goes no further.
 func (tn *Tenant) arrive(st *state, header http.Header) (n int, key uuid.UUID, refused *subResponse) {
+	if st.cfg.Forbidden {
+		resp := failure(http.StatusForbidden, "Forbidden", forbiddenMessage)
+		return 0, key, &resp
+	}
 	// key stays uuid.Nil for requests without a client-request-id: they count together.
 	if id := header.Get("client-request-id"); id != "" {
 		if !schema.IsGUID(id) {

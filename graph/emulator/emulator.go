@@ -11,13 +11,21 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const (
 	// controlPrefix is where the emulator's own endpoints live; Graph has no path
 	// starting with an underscore, so they cannot hide a Graph route.
 	controlPrefix = "/_emulator/"
+	// tenantsPrefix is where the tenants' paths start: /tenants/{id}/ followed by any
+	// path of the root, Graph's or the control endpoints'.
+	tenantsPrefix = "/tenants/"
+	// defaultMaxTenants bounds the tenants clients can make, a few KiB each at most.
+	defaultMaxTenants = 10000
 	// maxRequestBody bounds a create's body (Graph's own limit is a few MiB; an entity
 	// is under 1 KiB) and maxControlBody a configuration.
 	maxRequestBody = 1 << 20
@@ -30,8 +38,8 @@ const (
 // with New.
 //
 // A create is checked in this order: route (404; 405 for a method other than GET or POST),
-// Outage and OutageFor (503), Authorization (401), client-request-id (400 unless absent
-// or a GUID); then the injected faults: ThrottleFirst, ThrottleRate, Window and Rate
+// Outage and OutageFor (503), Authorization (401), Forbidden (403), client-request-id
+// (400 unless absent or a GUID); then the injected faults: ThrottleFirst, ThrottleRate, Window and Rate
 // (429), FailFirst and ErrorRate (5xx); then Content-Type (415 unless application/json),
 // the configuration id (400 unless a GUID; 404 if in NotFoundIDs; 429 for the first
 // request of a client-request-id if in ThrottleIDs), the body (400 when
@@ -52,7 +60,7 @@ const (
 // POST {any prefix}/$batch is served too, as strictly as Graph: refused as a whole for an
 // outage, Authorization, or a payload Graph would refuse (400), else 200 with one
 // sub-response per sub-request in an order of its own. Each sub-request is a create
-// checked from client-request-id on, like one sent alone (a list inside a $batch is 405).
+// checked from Forbidden on, like one sent alone (a list inside a $batch is 405).
 //
 // Latency is added after the answer is decided, as with a slow Graph: a client that
 // gives up waiting has still created the entity, the ambiguous case that idempotency
@@ -63,12 +71,27 @@ const (
 // /_emulator/config (changes only the fields given); the last two answer the
 // configuration now in force, or 400 for an invalid one.
 //
+// Tenants: all of the above is the root's, one emulated tenant. Every path under
+// /tenants/{tenantId} (a GUID, any case) is the same path of another tenant, with a state
+// of its own: configuration, rate limits, faults, counters, user states created. So a
+// tenant's Graph base URL is {emulator}/tenants/{tenantId}/beta (or with no suffix, like
+// the root's), and its control endpoints are /tenants/{tenantId}/_emulator/config and
+// /tenants/{tenantId}/_emulator/stats; GET /_emulator/tenants has every tenant's Stats by
+// id. A tenant is made on first use, by a path or by Tenant, with the root's
+// configuration then in force. A path naming a tenant by anything but a GUID is answered
+// 400, and one naming a new tenant once there are WithMaxTenants (10,000) is answered
+// 404, neither counted in any Stats.
+//
 // The emulator remembers every client-request-id it has seen, a few dozen bytes each,
 // and every user state created, for as long as it runs.
 type Emulator struct {
-	now     func() time.Time
-	root    *Tenant
-	control *http.ServeMux
+	now        func() time.Time
+	maxTenants int
+	root       *Tenant
+	control    *http.ServeMux
+
+	mu      sync.RWMutex // guards tenants
+	tenants map[uuid.UUID]*Tenant
 }
 
 // Option changes how an Emulator works, beyond its Config.
@@ -81,9 +104,15 @@ func WithClock(now func() time.Time) Option {
 	return func(e *Emulator) { e.now = now }
 }
 
+// WithMaxTenants bounds the tenants a client can make by naming them in a path (10,000
+// without it); beyond it, a path naming a new tenant is answered 404.
+func WithMaxTenants(n int) Option {
+	return func(e *Emulator) { e.maxTenants = n }
+}
+
 // New returns an Emulator running with cfg.
 func New(cfg Config, opts ...Option) *Emulator {
-	e := &Emulator{now: time.Now}
+	e := &Emulator{now: time.Now, maxTenants: defaultMaxTenants, tenants: make(map[uuid.UUID]*Tenant)}
 	for _, opt := range opts {
 		opt(e)
 	}
@@ -93,21 +122,24 @@ func New(cfg Config, opts ...Option) *Emulator {
 }
 
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+	id, rest, scoped := "", r.URL.Path, false
+	if after, ok := strings.CutPrefix(r.URL.Path, tenantsPrefix); ok {
+		id, rest, _ = strings.Cut(after, "/")
+		rest, scoped = "/"+rest, true
+	}
+	if strings.HasPrefix(rest, controlPrefix) {
 		e.control.ServeHTTP(w, r)
 		return
 	}
-	e.root.serveHTTP(w, r)
-}
-
-// write sends resp, with what Graph puts on every answer, to the client.
-func (resp subResponse) write(w http.ResponseWriter, r *http.Request, now time.Time) {
-	header, body := resp.finish(r.Header.Get("client-request-id"), now)
-	for k, v := range header {
-		w.Header()[k] = v
+	tn := e.root
+	if scoped {
+		var refused *subResponse
+		if tn, refused = e.tenantAt(id); refused != nil {
+			refused.write(w, r, e.now())
+			return
+		}
 	}
-	w.WriteHeader(resp.status)
-	_, _ = w.Write(body) // a client that stopped reading has nothing to be told
+	tn.serveHTTP(w, r)
 }
 
 // baseURL is scheme://host/prefix of a request, for @odata.context.

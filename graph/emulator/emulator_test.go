@@ -444,12 +444,12 @@ func TestControl(t *testing.T) {
 	e, srv := newEmulatorServer(t, Config{})
 	put := `{"token":"t","latency":"1.5ms","rate":5,"burst":2,"window":{"limit":100,"per":"20s"},"retryAfter":"2.128s","omitRetryAfter":true,` +
 		`"throttleFirst":1,"failFirst":2,"failStatus":502,"errorRate":0.25,"throttleRate":0.5,"ambiguousRate":0.125,"ambiguousFaults":["hang","500"],"seed":42,` +
-		`"outage":true,"outageFor":"1m0s","notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null,` +
+		`"outage":true,"outageFor":"1m0s","forbidden":true,"notFoundIds":["` + testConfigID + `"],"rejectIds":[],"failIds":null,` +
 		`"throttleIds":["` + testConfigID + `"],"refuseFilter":501,"pageSize":7}`
 	want := Config{
 		Token: "t", Latency: 1500 * time.Microsecond, Rate: 5, Burst: 2, Window: Window{Limit: 100, Per: 20 * time.Second}, RetryAfter: 2128 * time.Millisecond,
 		OmitRetryAfter: true, ThrottleFirst: 1, FailFirst: 2, FailStatus: 502, ErrorRate: 0.25,
-		ThrottleRate: 0.5, AmbiguousRate: 0.125, AmbiguousFaults: []string{FaultHang, Fault500}, Seed: 42, Outage: true, OutageFor: time.Minute, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
+		ThrottleRate: 0.5, AmbiguousRate: 0.125, AmbiguousFaults: []string{FaultHang, Fault500}, Seed: 42, Outage: true, OutageFor: time.Minute, Forbidden: true, NotFoundIDs: []string{testConfigID}, RejectIDs: []string{},
 		ThrottleIDs: []string{testConfigID}, RefuseFilter: 501, PageSize: 7,
 	}
 	if status, body := control(t, srv, "PUT", "/_emulator/config", put); status != 200 {

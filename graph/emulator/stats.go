@@ -6,7 +6,7 @@ import (
 )
 
 // Stats counts the emulator's answers to Graph requests (not to the control endpoint).
-// BadRequests counts every 4xx but 401, 404 and 429 (400, 405, 413, 415).
+// BadRequests counts every 4xx but 401, 403, 404 and 429 (400, 405, 413, 415).
 //
 // Every create counts, sent alone or as a sub-request of a $batch (as Graph counts them
 // against a tenant's limits); a $batch refused as a whole (401, 503, a malformed batch)
@@ -28,12 +28,14 @@ type Stats struct {
 	Throttled    uint64 `json:"throttled"`
 	ServerErrors uint64 `json:"serverErrors"`
 	Unauthorized uint64 `json:"unauthorized"`
-	BadRequests  uint64 `json:"badRequests"`
-	NotFound     uint64 `json:"notFound"`
+	// Forbidden counts the 403s of Forbidden.
+	Forbidden   uint64 `json:"forbidden"`
+	BadRequests uint64 `json:"badRequests"`
+	NotFound    uint64 `json:"notFound"`
 }
 
 type counters struct {
-	requests, batches, creates, ambiguous, duplicates, lists, throttled, serverErrors, unauthorized, badRequests, notFound atomic.Uint64
+	requests, batches, creates, ambiguous, duplicates, lists, throttled, serverErrors, unauthorized, forbidden, badRequests, notFound atomic.Uint64
 }
 
 func (c *counters) count(status int) {
@@ -43,6 +45,8 @@ func (c *counters) count(status int) {
 		c.lists.Add(1)
 	case status == http.StatusUnauthorized:
 		c.unauthorized.Add(1)
+	case status == http.StatusForbidden:
+		c.forbidden.Add(1)
 	case status == http.StatusNotFound:
 		c.notFound.Add(1)
 	case status == http.StatusTooManyRequests:
@@ -67,6 +71,7 @@ func (tn *Tenant) Stats() Stats {
 		Throttled:    c.throttled.Load(),
 		ServerErrors: c.serverErrors.Load(),
 		Unauthorized: c.unauthorized.Load(),
+		Forbidden:    c.forbidden.Load(),
 		BadRequests:  c.badRequests.Load(),
 		NotFound:     c.notFound.Load(),
 	}

@@ -4,12 +4,15 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
+
+	"github.com/hwstate/hwstate/schema"
 )
 
 // Tenant is one emulated tenant: its configuration, rate limits, faults, counters and
@@ -115,4 +118,65 @@ func (tn *Tenant) admit(st *state, r *http.Request) ([]byte, *subResponse) {
 		return refuse(failure(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is too large."))
 	}
 	return body, nil
+}
+
+// Tenant returns the tenant whose directory id is id (a GUID, any case), made on first
+// use with the root's configuration then in force; SetConfig it before its first request
+// to start it otherwise. Tenants made here do not count against WithMaxTenants' bound
+// for the ones clients make, though they take room in it. It panics if id is not a GUID,
+// as no path could ever name that tenant.
+func (e *Emulator) Tenant(id string) *Tenant {
+	if !schema.IsGUID(id) {
+		panic("emulator: tenant id " + strconv.Quote(id) + " is not a GUID")
+	}
+	return e.tenant(uuid.MustParse(id), false)
+}
+
+// TenantStats returns the counters of every tenant made so far, by lower-case id; the
+// root's are Stats.
+func (e *Emulator) TenantStats() map[string]Stats {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	all := make(map[string]Stats, len(e.tenants))
+	for id, tn := range e.tenants {
+		all[id.String()] = tn.Stats()
+	}
+	return all
+}
+
+// tenantAt returns the tenant a path names, or the answer Graph would give a malformed
+// id: 400, or 404 for a new tenant beyond the bound.
+func (e *Emulator) tenantAt(id string) (*Tenant, *subResponse) {
+	if !schema.IsGUID(id) {
+		resp := failure(http.StatusBadRequest, "BadRequest", "The tenant id "+strconv.Quote(id)+" is not a GUID.")
+		return nil, &resp
+	}
+	tn := e.tenant(uuid.MustParse(id), true)
+	if tn == nil {
+		resp := failure(http.StatusNotFound, "ResourceNotFound",
+			"No tenant "+id+": the emulator serves at most "+strconv.Itoa(e.maxTenants)+" tenants.")
+		return nil, &resp
+	}
+	return tn, nil
+}
+
+// tenant returns the tenant id, made if new; nil if new and bounded with no room left.
+func (e *Emulator) tenant(id uuid.UUID, bounded bool) *Tenant {
+	e.mu.RLock()
+	tn := e.tenants[id]
+	e.mu.RUnlock()
+	if tn != nil {
+		return tn
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch tn = e.tenants[id]; {
+	case tn != nil:
+		return tn
+	case bounded && len(e.tenants) >= e.maxTenants:
+		return nil
+	}
+	tn = newTenant(e.now, e.root.Config())
+	e.tenants[id] = tn
+	return tn
 }
