@@ -18,7 +18,10 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		"The Graph emulator: strict about requests like Graph, 201 with a new id, faults on request.\n"+
 		"GET on a configuration's userRunStates lists what was created ($filter=upn eq '...', $top, @odata.nextLink).\n"+
 		"Every flag's setting can change while it runs: PUT or PATCH /_emulator/config with its JSON form\n"+
-		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.")
+		"(e.g. {\"ambiguousRate\":0.03,\"ambiguousFaults\":[\"504\",\"drop\"],\"refuseFilter\":501}); GET /_emulator/stats counts.\n"+
+		"Tenants: every path under /tenants/{tenantId} (a GUID) is another tenant's, with its own state, limits and faults,\n"+
+		"made on first use with the root's configuration then in force: Graph at /tenants/{id}/beta, control at /tenants/{id}/_emulator/config\n"+
+		"and /tenants/{id}/_emulator/stats (e.g. PATCH {\"forbidden\":true} revokes its consent); GET /_emulator/tenants counts them all.")
 	var cfg emulator.Config
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address; Graph is served under /beta, the control endpoint under /_emulator/")
 	fs.StringVar(&cfg.Token, "token", "", "the only bearer token accepted; empty: any")
@@ -39,6 +42,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.RefuseFilter, "refuse-filter", 0, "answer this status (400 or 501) to a list with $filter, as a tenant may; 0: serve the filter")
 	fs.IntVar(&cfg.PageSize, "page-size", 0, "the most user states in a page of a list, whatever $top asks; 0: $top, or 100")
 	fs.BoolVar(&cfg.Outage, "outage", false, "answer 503 to everything (switch off with PATCH /_emulator/config {\"outage\":false})")
+	fs.BoolVar(&cfg.Forbidden, "forbidden", false, "answer 403 to every create and list, as a tenant whose admin revoked the app's consent")
 	fs.DurationVar(&cfg.OutageFor, "outage-for", 0, "an outage window: answer 503 to everything for this long from start (later: PATCH /_emulator/config {\"outageFor\":\"30s\"})")
 	for _, f := range []struct {
 		name, usage string
@@ -65,7 +69,8 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *addr, err)
 	}
-	fmt.Fprintf(stdout, "Graph emulator on http://%s/beta (control: http://%s/_emulator/config, /_emulator/stats)\n", ln.Addr(), ln.Addr())
+	fmt.Fprintf(stdout, "Graph emulator on http://%s/beta (control: http://%s/_emulator/config, /_emulator/stats; tenants: http://%s/tenants/{id}/beta)\n",
+		ln.Addr(), ln.Addr(), ln.Addr())
 	srv := &http.Server{Handler: emulator.New(cfg), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

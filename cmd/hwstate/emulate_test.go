@@ -22,7 +22,7 @@ func TestEmulateGraphFlags(t *testing.T) {
 	go func() {
 		done <- runEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--outage-for", "1h", "--throttle-ids", id,
 			"--reject-ids", id, "--fail-status", "502", "--seed", "7", "--window-limit", "100",
-			"--ambiguous-rate", "0.03", "--ambiguous-faults", "504,drop", "--refuse-filter", "501", "--page-size", "10"}, &stdout, io.Discard)
+			"--ambiguous-rate", "0.03", "--ambiguous-faults", "504,drop", "--refuse-filter", "501", "--page-size", "10", "--forbidden"}, &stdout, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -36,20 +36,20 @@ func TestEmulateGraphFlags(t *testing.T) {
 		m = addr.FindStringSubmatch(stdout.String())
 		return m != nil
 	})
-	resp, err := http.Get("http://" + m[1] + "/_emulator/config")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got emulator.Config
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
 	want := emulator.Config{OutageFor: time.Hour, ThrottleIDs: []string{id}, RejectIDs: []string{id},
 		FailStatus: 502, Seed: 7, Burst: 1, RetryAfter: time.Second, Window: emulator.Window{Limit: 100, Per: 20 * time.Second},
-		AmbiguousRate: 0.03, AmbiguousFaults: []string{emulator.Fault504, emulator.FaultDrop}, RefuseFilter: 501, PageSize: 10}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("config %+v\nwant %+v", got, want)
+		AmbiguousRate: 0.03, AmbiguousFaults: []string{emulator.Fault504, emulator.FaultDrop}, RefuseFilter: 501, PageSize: 10, Forbidden: true}
+	for _, path := range []string{"/_emulator/config", "/tenants/" + id + "/_emulator/config"} { // a tenant starts as the flags say
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got emulator.Config
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v %+v\nwant %+v", path, err, got, want)
+		}
 	}
 	if r, err := http.Post("http://"+m[1]+"/beta/$batch", "application/json", nil); err != nil || r.StatusCode != 503 {
 		t.Errorf("in the outage window: %v %v", r, err)

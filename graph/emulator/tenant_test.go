@@ -1,9 +1,11 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -271,5 +273,40 @@ func TestTenantControl(t *testing.T) {
 	}
 	if all[tenantB].ServerErrors != 1 || e.Stats().Requests != 0 {
 		t.Errorf("tenants' stats %+v, root's %+v", all, e.Stats())
+	}
+}
+
+// BenchmarkTenants is a create in one of 1,000 tenants, each limited like Intune, against
+// one at the root: what serving many tenants costs a request.
+func BenchmarkTenants(b *testing.B) {
+	cfg := Config{Rate: 1e9, Burst: 1, Window: Window{Limit: 100, Per: 20 * time.Second}}
+	tenants := make([]string, 1000)
+	for i := range tenants {
+		tenants[i] = uuid.NewString()
+	}
+	for _, bb := range []struct {
+		name  string
+		paths func(i int) string
+	}{
+		{"root", func(int) string { return createPath(testConfigID) }},
+		{"1000 tenants", func(i int) string { return tenantsPrefix + tenants[i%len(tenants)] + createPath(testConfigID) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			clock := newFakeClock()
+			e := New(cfg, WithClock(clock.Now))
+			body := testBody()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				clock.Advance(time.Second) // every window has room again
+				req := httptest.NewRequest(http.MethodPost, bb.paths(i), bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer t")
+				req.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				e.ServeHTTP(w, req)
+				if w.Code != http.StatusCreated {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
