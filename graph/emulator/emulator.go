@@ -39,10 +39,10 @@ const (
 //
 // A create is checked in this order: route (404; 405 for a method other than GET or POST),
 // Outage and OutageFor (503), Authorization (401), Forbidden (403), client-request-id
-// (400 unless absent or a GUID); then the injected faults: ThrottleFirst, ThrottleRate, Window and Rate
-// (429), FailFirst and ErrorRate (5xx); then Content-Type (415 unless application/json),
-// the configuration id (400 unless a GUID; 404 if in NotFoundIDs; 429 for the first
-// request of a client-request-id if in ThrottleIDs), the body (400 when
+// (400 unless absent or a GUID); then the injected faults: ThrottleFirst, ThrottleRate,
+// Window and Rate (429), FailFirst and ErrorRate (5xx); then Content-Type (415 unless
+// application/json), the configuration id (400 unless a GUID; 404 if in NotFoundIDs;
+// 429 for the first request of a client-request-id if in ThrottleIDs), the body (400 when
 // schema.DecodeUserState refuses it, naming the field), RejectIDs (400) and FailIDs
 // (FailStatus); at last, the user state is created and kept, and, unless AmbiguousRate
 // loses the answer, 201 with the entity as posted plus its new id and @odata.context.
@@ -71,9 +71,9 @@ const (
 // /_emulator/config (changes only the fields given); the last two answer the
 // configuration now in force, or 400 for an invalid one.
 //
-// Tenants: all of the above is the root's, one emulated tenant. Every path under
-// /tenants/{tenantId} (a GUID, any case) is the same path of another tenant, with a state
-// of its own: configuration, rate limits, faults, counters, user states created. So a
+// Tenants: all of the above is the root's, one emulated tenant. A path under
+// /tenants/{tenantId} (a GUID, any case) is served as the rest of the path would be at
+// the root, by another tenant with a state of its own: configuration, rate limits, faults, counters, user states created. So a
 // tenant's Graph base URL is {emulator}/tenants/{tenantId}/beta (or with no suffix, like
 // the root's), and its control endpoints are /tenants/{tenantId}/_emulator/config and
 // /tenants/{tenantId}/_emulator/stats; GET /_emulator/tenants has every tenant's Stats by

@@ -122,9 +122,9 @@ func (tn *Tenant) admit(st *state, r *http.Request) ([]byte, *subResponse) {
 
 // Tenant returns the tenant whose directory id is id (a GUID, any case), made on first
 // use with the root's configuration then in force; SetConfig it before its first request
-// to start it otherwise. Tenants made here do not count against WithMaxTenants' bound
-// for the ones clients make, though they take room in it. It panics if id is not a GUID,
-// as no path could ever name that tenant.
+// to start it otherwise. WithMaxTenants' bound refuses clients' paths, never Tenant,
+// though the tenants made here count toward it. It panics if id is not a GUID, as no path
+// could ever name that tenant.
 func (e *Emulator) Tenant(id string) *Tenant {
 	if !schema.IsGUID(id) {
 		panic("emulator: tenant id " + strconv.Quote(id) + " is not a GUID")
