@@ -231,6 +231,13 @@ func TestPublishTenants(t *testing.T) {
 			want:  map[string]int{subj(tenantA): 1, subj(tenantB): 2},
 		},
 		{
+			name:  "a tenant's invalid event",
+			lines: []string{strings.Replace(tenantEvent(tenantA, 1), `"failedDeviceCount":1`, `"failedDeviceCount":"1"`, 1), tenantEvent(tenantA, 2)},
+			bad:   map[int]string{1: "userState.failedDeviceCount"},
+			want:  map[string]int{subj(tenantA): 1},
+			err:   "1 lines are not valid",
+		},
+		{
 			name:  "a line of no tenant",
 			lines: []string{tenantEvent(tenantA, 1), event(publishConfig, 2)},
 			bad:   map[int]string{2: "not published: no stream captures subject " + worker.DefaultSubject + ":"},
@@ -240,7 +247,7 @@ func TestPublishTenants(t *testing.T) {
 		{
 			name:  "a tenantId not a GUID",
 			lines: []string{tenantEvent("contoso", 1), tenantEvent(tenantA, 2)},
-			bad:   map[int]string{1: "tenantId: want a tenant (directory) id"},
+			bad:   map[int]string{1: "tenantId: must be a GUID"},
 			want:  map[string]int{subj(tenantA): 1},
 			err:   "1 lines are not valid",
 		},

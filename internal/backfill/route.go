@@ -1,12 +1,10 @@
 package backfill
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,22 +54,11 @@ func (r router) of(line []byte) (destination, error) {
 	return destination{subject: r.subject + "." + tenant, tenant: tenant}, nil
 }
 
-// decode checks an event and returns its tenantId, "" without one.
-//
-// TODO(tools): schema.DecodeTenanted, once it lands, checks a tenantId'd event whole; until
-// then such a line is routed on its tenantId alone.
+// decode checks an event, which may name its tenant, and returns its tenantId, "" without
+// one.
 func decode(line []byte) (string, error) {
-	if !bytes.Contains(line, []byte(`"tenantId"`)) {
-		_, err := schema.Decode(line)
-		return "", err
-	}
-	var ev struct {
-		TenantID *string `json:"tenantId"`
-	}
-	if err := json.Unmarshal(line, &ev); err != nil || ev.TenantID == nil || !schema.IsGUID(*ev.TenantID) {
-		return "", errors.New("tenantId: want a tenant (directory) id, a GUID")
-	}
-	return *ev.TenantID, nil
+	ev, err := schema.DecodeMultiTenant(line)
+	return ev.TenantID, err
 }
 
 // msgID is the event's Nats-Msg-Id: the hex SHA-256 of its body, after its tenant's id in
