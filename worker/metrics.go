@@ -27,6 +27,9 @@ type Metrics struct {
 	reconcile       *prometheus.CounterVec
 	storeFailures   prometheus.Counter
 	storeFailing    prometheus.Gauge
+	// tenants.go's
+	tenants             prometheus.Gauge
+	tenantsReloadErrors prometheus.Counter
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -82,9 +85,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		storeFailing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hwstate_jetstream_failing", Help: "1 while JetStream refuses the worker's requests: no new creates are sent and /readyz answers 503.",
 		}),
+		tenants: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hwstate_tenants", Help: "Tenants listed in the tenants file in force (multi-tenant mode; 0 in single-tenant mode).",
+		}),
+		tenantsReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hwstate_tenants_reload_errors_total", Help: "Reads of the tenants file that failed (invalid, or unreadable) and left the tenants in force unchanged: once per content seen, and on each SIGHUP.",
+		}),
 	}
 	reg.MustRegister(m.events, m.graphRequests, m.graphDuration, m.eventLatency, m.breaker, m.rateLimit,
-		m.throttlePauses, m.throttleSeconds, m.creating, m.ledgerHits, m.handBacks, m.pending, m.ackPending, m.reconcile, m.storeFailures, m.storeFailing)
+		m.throttlePauses, m.throttleSeconds, m.creating, m.ledgerHits, m.handBacks, m.pending, m.ackPending, m.reconcile, m.storeFailures, m.storeFailing,
+		m.tenants, m.tenantsReloadErrors)
 	// Every series exists from the start, so rate() and alerts see a rise from zero rather
 	// than a series appearing.
 	for _, o := range []Outcome{Created, InvalidEvent, GraphRejected, RetriesExhausted} {
@@ -196,5 +206,17 @@ func (m *Metrics) setStoreFailing(on bool) {
 		m.storeFailing.Set(1)
 	} else {
 		m.storeFailing.Set(0)
+	}
+}
+
+func (m *Metrics) tenantsListed(n int) {
+	if m != nil {
+		m.tenants.Set(float64(n))
+	}
+}
+
+func (m *Metrics) tenantsReloadFailed() {
+	if m != nil {
+		m.tenantsReloadErrors.Inc()
 	}
 }
