@@ -89,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hwstate_tenants", Help: "Tenants listed in the tenants file in force (multi-tenant mode; 0 in single-tenant mode).",
 		}),
 		tenantsReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hwstate_tenants_reload_errors_total", Help: "Reads of the tenants file that failed (invalid, or unreadable) and left the tenants in force unchanged: once per content seen, and on each SIGHUP.",
+			Name: "hwstate_tenants_reload_errors_total", Help: "Reads of the tenants file (every poll, every SIGHUP) that found it invalid or unreadable, the tenants in force staying: it rises for as long as the file stays so.",
 		}),
 	}
 	reg.MustRegister(m.events, m.graphRequests, m.graphDuration, m.eventLatency, m.breaker, m.rateLimit,

@@ -450,7 +450,8 @@ func WatchFrom(current []Tenant) WatchOption {
 // A valid list that differs from the one in force is passed to apply, once
 // per change, from WatchTenants' goroutine. An invalid file (or one that
 // cannot be read) keeps the list in force: the error, naming the lines, is
-// logged and counted once per content seen, and again on each reload.
+// logged once per content seen and again on each reload, and every read of
+// it is counted (hwstate_tenants_reload_errors_total).
 func WatchTenants(ctx context.Context, path string, base Tenant, reload <-chan struct{}, apply func([]Tenant), opts ...WatchOption) {
 	o := watchOptions{logger: zap.NewNop(), every: DefaultTenantsPoll}
 	for _, opt := range opts {
@@ -487,26 +488,31 @@ type tenantsWatch struct {
 	watchOptions
 	last    []byte // the content last read; nil until a read succeeds
 	lastErr string // the last read's error, "" if it could be read
+	invalid bool   // last is not a valid tenants file
 }
 
 // read reads the file and applies it if it changed; forced (a reload) also
-// judges unchanged content again.
+// judges unchanged content again. Every read that finds no valid file is
+// counted, so that an alert sees the fault for as long as it lasts; only the
+// first of each kind is logged, unless forced.
 func (w *tenantsWatch) read(forced bool) {
 	data, err := os.ReadFile(w.path)
 	if err != nil {
-		if msg := err.Error(); forced || msg != w.lastErr {
-			w.lastErr, w.last = msg, nil
-			w.failed(fmt.Errorf("tenants file: %w", err))
-		}
+		msg := err.Error()
+		w.failed(fmt.Errorf("tenants file: %w", err), forced || msg != w.lastErr)
+		w.lastErr, w.last = msg, nil
 		return
 	}
 	if !forced && w.lastErr == "" && w.last != nil && bytes.Equal(data, w.last) {
+		if w.invalid {
+			w.failed(nil, false)
+		}
 		return
 	}
 	w.last, w.lastErr = data, ""
 	tenants, err := ParseTenants(w.path, data, w.base)
-	if err != nil {
-		w.failed(err)
+	if w.invalid = err != nil; w.invalid {
+		w.failed(err, true)
 		return
 	}
 	if w.current != nil && slices.Equal(tenants, w.current) {
@@ -523,9 +529,12 @@ func (w *tenantsWatch) read(forced bool) {
 	w.apply(tenants)
 }
 
-func (w *tenantsWatch) failed(err error) {
-	w.logger.Error("tenants file not applied: the tenants in force stay", zap.Int("tenants", len(w.current)), zap.Error(err))
+// failed counts a read that found no valid file, and logs why if log.
+func (w *tenantsWatch) failed(err error, log bool) {
 	w.metrics.tenantsReloadFailed()
+	if log {
+		w.logger.Error("tenants file not applied: the tenants in force stay", zap.Int("tenants", len(w.current)), zap.Error(err))
+	}
 }
 
 // diffTenants names, by label, the tenants that next adds to, removes from
