@@ -286,23 +286,18 @@ func (p *tenantsParser) settings(n *yaml.Node, at string, t Tenant, tenant bool)
 				p.fail(k, path, "unknown key: "+key+" is a tenant's, not of defaults")
 				return
 			}
-			if key == "id" {
-				idSet = true
-				if s, ok := p.str(v, path); ok {
-					if !schema.IsGUID(s) {
-						p.fail(v, path, "must be a GUID (8-4-4-4-12 hex digits), the tenant's directory id")
-					} else {
-						t.ID = strings.ToLower(s)
-					}
-				}
-				return
-			}
-			if s, ok := p.str(v, path); ok {
-				if !labelPattern.MatchString(s) {
-					p.fail(v, path, "must be 1 to 64 letters, digits, '_', '.' or '-' (it becomes a metric label)")
-				} else {
-					t.Name = s
-				}
+			idSet = idSet || key == "id"
+			s, ok := p.str(v, path)
+			switch {
+			case !ok:
+			case key == "id" && !schema.IsGUID(s):
+				p.fail(v, path, "must be a GUID (8-4-4-4-12 hex digits), the tenant's directory id")
+			case key == "id":
+				t.ID = strings.ToLower(s)
+			case !labelPattern.MatchString(s):
+				p.fail(v, path, "must be 1 to 64 letters, digits, '_', '.' or '-' (it becomes a metric label)")
+			default:
+				t.Name = s
 			}
 		case "cloud":
 			if s, ok := p.str(v, path); ok {
@@ -526,7 +521,7 @@ func (w *tenantsWatch) read(forced bool) {
 		zap.Strings("added", added), zap.Strings("removed", removed), zap.Strings("changed", changed))
 	w.current = tenants
 	w.metrics.tenantsListed(len(tenants))
-	w.apply(tenants)
+	w.apply(slices.Clone(tenants)) // a copy: apply may keep or change it
 }
 
 // failed counts a read that found no valid file, and logs why if log.
