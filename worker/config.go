@@ -98,22 +98,22 @@ func positive[T int | float64 | time.Duration](v *T, def T) {
 	}
 }
 
-// fetchBatch is the configured pull size or, for auto, half of what the rate limit lets the
+// fetchBatch is the configured pull size or, for auto, half of what the rate limit (perSecond) lets the
 // worker finish within one ack wait (the consumer's, as the server holds it): anything pulled
 // beyond that would sit in memory long enough to need keep-alives, and a large prefetch is
 // what turns a slow tenant into redeliveries.
-func (c Config) fetchBatch(ackWait time.Duration) int {
+func (c Config) fetchBatch(perSecond float64, ackWait time.Duration) int {
 	n := c.FetchBatch
 	if n <= 0 {
-		n = int(c.Rate * ackWait.Seconds() / 2)
+		n = int(perSecond * ackWait.Seconds() / 2)
 	}
 	return max(1, min(n, maxAckPending))
 }
 
 // holdLimit is how many messages the worker holds at once: enough to keep every send slot busy
 // and one pull's worth waiting for its turn.
-func (c Config) holdLimit(ackWait time.Duration) int {
-	return min(max(c.fetchBatch(ackWait), c.Concurrency), maxAckPending)
+func (c Config) holdLimit(perSecond float64, ackWait time.Duration) int {
+	return min(max(c.fetchBatch(perSecond, ackWait), c.Concurrency), maxAckPending)
 }
 
 func (c Config) storage() jetstream.StorageType { return jetstream.FileStorage }

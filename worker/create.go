@@ -48,7 +48,7 @@ func (w *Worker) create(ctx, hard context.Context, ev *event, req graph.Request,
 			}
 		}
 		resp, sent, err := w.send(ctx, hard, ev, func(ctx context.Context) (graph.Response, error) {
-			return w.creator.Create(ctx, req)
+			return ev.lane.creator().Create(ctx, req)
 		})
 		if !sent {
 			if err := w.waitUnsent(ctx, ev, err); err != nil {
@@ -62,11 +62,11 @@ func (w *Worker) create(ctx, hard context.Context, ev *event, req graph.Request,
 		}
 		switch {
 		case err == nil && (resp.Class == graph.Created || resp.Class == graph.Rejected):
-			w.pacer.accepted()
+			ev.lane.pacer.Load().accepted()
 			return answer{resp: resp}, nil
 		case err == nil && resp.Class == graph.Systemic:
 			w.refused(ev, resp)
-		case w.breaker.State() == gobreaker.StateClosed:
+		case ev.lane.breaker.State() == gobreaker.StateClosed:
 			// A failure that tripped the breaker, or a failed probe, says Graph is down: an
 			// outage, however long, dead-letters nothing.
 			failures++
@@ -130,8 +130,8 @@ func (w *Worker) waitToRetry(ctx context.Context, ev *event, bo *backoff.Exponen
 	}
 	if err == nil && resp.Status == 429 {
 		// Throttling is the tenant's, not this event's: everyone waits.
-		w.pacer.throttled(wait)
-		w.metrics.throttled(wait)
+		ev.lane.pacer.Load().throttled(wait)
+		ev.lane.figures().throttled(wait)
 		wait = 0
 	}
 	ev.log.Debug("transient failure; retrying", zap.Int("status", resp.Status), zap.Error(err),
@@ -144,15 +144,15 @@ func (w *Worker) waitToRetry(ctx context.Context, ev *event, bo *backoff.Exponen
 // went out. Shutdown does not cut a request short (its answer must be recorded); hard does.
 func (w *Worker) send(ctx, hard context.Context, ev *event, call func(context.Context) (graph.Response, error)) (resp graph.Response, sent bool, err error) {
 	select {
-	case w.sending <- struct{}{}:
+	case ev.lane.sending <- struct{}{}:
 	case <-ctx.Done():
 		return resp, false, ctx.Err()
 	}
-	defer func() { <-w.sending }()
+	defer func() { <-ev.lane.sending }()
 	if err := w.store.wait(ctx); err != nil {
 		return resp, false, err
 	}
-	if err := w.pacer.wait(ctx); err != nil {
+	if err := ev.lane.pacer.Load().wait(ctx); err != nil {
 		return resp, false, err
 	}
 	if ev.claim != nil && !w.usable(ctx, ev) {
@@ -161,10 +161,10 @@ func (w *Worker) send(ctx, hard context.Context, ev *event, call func(context.Co
 		}
 		return resp, false, nil // renewing failed: JetStream trouble, wait
 	}
-	w.metrics.inFlight(1)
-	defer w.metrics.inFlight(-1)
+	ev.lane.figures().inFlight(1)
+	defer ev.lane.figures().inFlight(-1)
 	start := time.Now()
-	resp, err = w.breaker.Execute(func() (graph.Response, error) {
+	resp, err = ev.lane.breaker.Execute(func() (graph.Response, error) {
 		traced := w.traceGraph(ev) // trace.go: the request's span
 		resp, err := call(hard)
 		traced(resp, err)
@@ -177,7 +177,7 @@ func (w *Worker) send(ctx, hard context.Context, ev *event, call func(context.Co
 		return resp, err
 	})
 	if sent {
-		w.metrics.graphRequest(resp.Status, time.Since(start))
+		ev.lane.figures().graphRequest(resp.Status, time.Since(start))
 	}
 	if errors.Is(err, errFailing) {
 		err = nil

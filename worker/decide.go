@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/hwstate/hwstate/graph"
-	"github.com/hwstate/hwstate/schema"
 )
 
 // decide validates an event and takes it through Graph to its final outcome. ok is false when
@@ -16,13 +15,13 @@ func (w *Worker) decide(ctx, hard context.Context, ev *event) (rec record, ok bo
 		return w.deadLetter(ev, &DeadLetter{Reason: InvalidEvent,
 			Error: fmt.Sprintf("event id (Nats-Msg-Id) longer than %d bytes; its sha256- form stands in for it", maxIDBytes)}), true
 	}
-	parsed, err := schema.Decode(ev.msg.Data())
+	parsed, err := decodeFor(ev.lane, ev.msg.Data()) // tenancy.go: in multi-tenant mode, the tenant too
 	if err != nil {
 		return w.deadLetter(ev, &DeadLetter{Reason: InvalidEvent, Error: err.Error()}), true
 	}
 	req := graph.Request{
 		ConfigurationID: parsed.HardwareConfigurationID,
-		ClientRequestID: graph.ClientRequestID(ev.id.value),
+		ClientRequestID: graph.ClientRequestID(ev.id.key()),
 		Body:            parsed.UserState.AppendGraphBody(nil),
 	}
 	ans, err := w.create(ctx, hard, ev, req, parsed.UserState)

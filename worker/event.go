@@ -14,6 +14,7 @@ import (
 
 // event is one delivery of one event, with what the worker learns about it on its way.
 type event struct {
+	lane *lane // the tenant's lane it came through
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	id   eventID
@@ -33,15 +34,15 @@ type event struct {
 // handle is the life of one event, top to bottom: name it, make sure no one else works on
 // it and look its outcome up, decide it (validate, reconcile, create), record it, ack. Shutdown
 // or a JetStream that cannot be reached first hands it back instead.
-func (w *Worker) handle(ctx, hard context.Context, msg jetstream.Msg) {
-	ev, err := w.receive(msg)
+func (w *Worker) handle(ctx, hard context.Context, l *lane, msg jetstream.Msg) {
+	ev, err := w.receive(l, msg)
 	defer w.traceEvent(ctx, ev)() // trace.go: the event's span, until its ack or hand-back
 	if err != nil {
 		w.log.Error("message without JetStream metadata", zap.Error(err))
 		w.handBack(ev)
 		return
 	}
-	release, err := w.claims.local(ctx, ev.id.value) // claim.go: one delivery at a time here
+	release, err := w.claims.local(ctx, ev.id.key()) // claim.go: one delivery at a time here
 	if err != nil {
 		w.handBack(ev) // shutdown while another delivery of it was being handled
 		return
@@ -55,7 +56,7 @@ func (w *Worker) handle(ctx, hard context.Context, msg jetstream.Msg) {
 		return
 	}
 	if rec.done() {
-		w.metrics.ledgerHit()
+		ev.lane.figures().ledgerHit()
 		ev.log.Debug("already done: republishing the recorded outcome", zap.String("outcome", string(rec.Outcome)))
 		w.finish(hard, ev, rec, false) // record.go
 		return
@@ -76,6 +77,18 @@ type eventID struct {
 	fallback bool
 	// tooLong: the producer's id was over maxIDBytes; value is its sha256- form.
 	tooLong bool
+	// tenant is the tenant token of its subject in multi-tenant mode: ids are the producers'
+	// and two tenants' producers may use the same one.
+	tenant string
+}
+
+// key names the event in the ledger, in claims and in its client-request-id: its id, within
+// its tenant.
+func (id eventID) key() string {
+	if id.tenant == "" {
+		return id.value
+	}
+	return id.tenant + "/" + id.value
 }
 
 // maxIDBytes is the longest event id the contract accepts (CONTRACT.md section 1).
@@ -93,16 +106,17 @@ func idOf(msg jetstream.Msg, meta *jetstream.MsgMetadata) eventID {
 	return eventID{value: h}
 }
 
-// receive names a delivered message.
-func (w *Worker) receive(msg jetstream.Msg) (*event, error) {
-	ev := &event{msg: msg, log: w.log}
+// receive names a message delivered through lane l.
+func (w *Worker) receive(l *lane, msg jetstream.Msg) (*event, error) {
+	ev := &event{lane: l, msg: msg, log: l.log}
 	meta, err := msg.Metadata()
 	if err != nil {
 		return ev, fmt.Errorf("metadata: %w", err)
 	}
 	ev.meta, ev.id = meta, idOf(msg, meta)
+	ev.id.tenant = l.tenant
 	// Lazily: most events log nothing, and an eager With encodes the field every time.
-	ev.log = w.log.WithLazy(zap.String("event_id", ev.id.value))
+	ev.log = l.log.WithLazy(zap.String("event_id", ev.id.value))
 	return ev, nil
 }
 
@@ -117,5 +131,5 @@ func (w *Worker) handBack(ev *event) {
 	}
 	traceStep(ev, "handed back")
 	w.held.remove(ev.msg)
-	w.metrics.handedBack()
+	ev.lane.figures().handedBack()
 }

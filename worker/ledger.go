@@ -54,7 +54,7 @@ func ledgerKey(eventID string) string {
 // get returns the record of an event, if one counts for it, and the key's revision (0 when
 // the key does not exist), for a compare-and-set write.
 func (l *ledger) get(ctx context.Context, id eventID) (record, uint64, error) {
-	e, err := l.kv.Get(ctx, ledgerKey(id.value))
+	e, err := l.kv.Get(ctx, ledgerKey(id.key()))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return record{}, 0, nil
 	}
@@ -80,9 +80,9 @@ func (l *ledger) write(ctx context.Context, id eventID, r record, rev uint64) (u
 		return 0, fmt.Errorf("ledger record: %w", err)
 	}
 	if rev == 0 {
-		rev, err = l.kv.Create(ctx, ledgerKey(id.value), data)
+		rev, err = l.kv.Create(ctx, ledgerKey(id.key()), data)
 	} else {
-		rev, err = l.kv.Update(ctx, ledgerKey(id.value), data, rev)
+		rev, err = l.kv.Update(ctx, ledgerKey(id.key()), data, rev)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("ledger write: %w", err)
@@ -93,7 +93,7 @@ func (l *ledger) write(ctx context.Context, id eventID, r record, rev uint64) (u
 // put stores an event's outcome, whatever the key holds: an outcome is final.
 func (l *ledger) put(ctx context.Context, id eventID, r record) error {
 	l.stamp(id, &r)
-	if _, err := l.kv.Put(ctx, ledgerKey(id.value), r.encode()); err != nil {
+	if _, err := l.kv.Put(ctx, ledgerKey(id.key()), r.encode()); err != nil {
 		return fmt.Errorf("ledger put: %w", err)
 	}
 	return nil

@@ -14,8 +14,26 @@ import (
 // restarted worker, or a new replica, starts there instead of slow-starting towards a limit
 // that is already known (and drawing the 429s that find it again).
 
-// levelKey is the level's key in the ledger bucket; event records are hex hashes.
+// levelKey is the level's key in the ledger bucket (event records are hex hashes): one per
+// tenant in multi-tenant mode.
 const levelKey = "pacer.level"
+
+func (l *lane) levelKey() string {
+	if l.tenant == "" {
+		return levelKey
+	}
+	return levelKey + "." + l.tenant
+}
+
+// startPacer starts a lane's pacer at its learned level and keeps what it learns, until hard
+// is done.
+func (w *Worker) startPacer(ctx, hard context.Context, l *lane) {
+	if l.tenant == "" || safeToken.MatchString(l.tenant) {
+		w.loadLevel(ctx, w.ledgerNow().kv, l)
+		go w.saveLevels(hard, l)
+	}
+	l.pacer.Load().showRate()
+}
 
 // levelRecord is what the bucket keeps of the level.
 type levelRecord struct {
@@ -27,8 +45,8 @@ type levelRecord struct {
 const levelSaveEvery = time.Second
 
 // loadLevel starts the pacer at the level kept in the bucket, if any.
-func (w *Worker) loadLevel(ctx context.Context, kv jetstream.KeyValue) {
-	e, err := kv.Get(ctx, levelKey)
+func (w *Worker) loadLevel(ctx context.Context, kv jetstream.KeyValue, l *lane) {
+	e, err := kv.Get(ctx, l.levelKey())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return
 	}
@@ -37,27 +55,27 @@ func (w *Worker) loadLevel(ctx context.Context, kv jetstream.KeyValue) {
 		err = json.Unmarshal(e.Value(), &r)
 	}
 	if err != nil {
-		w.log.Warn("the learned rate could not be read; slow-starting", zap.Error(err))
+		l.log.Warn("the learned rate could not be read; slow-starting", zap.Error(err))
 		return
 	}
-	w.pacer.learn(r.Level)
-	w.log.Info("starting at the rate learned before", zap.Float64("level", r.Level), zap.Time("learned_at", r.At))
+	l.pacer.Load().learn(r.Level)
+	l.log.Info("starting at the rate learned before", zap.Float64("level", r.Level), zap.Time("learned_at", r.At))
 }
 
 // saveLevels writes the newest level the pacer reports, at most once per levelSaveEvery,
 // until ctx is done. A failed write is not retried: the next cut writes again.
-func (w *Worker) saveLevels(ctx context.Context, levels <-chan float64) {
+func (w *Worker) saveLevels(ctx context.Context, l *lane) {
 	for {
 		var level float64
 		select {
-		case level = <-levels:
+		case level = <-l.levels:
 		case <-ctx.Done():
 			return
 		}
 		data, _ := json.Marshal(levelRecord{Level: level, At: w.opts.now().UTC()}) // numbers and a time: cannot fail
 		try, cancel := context.WithTimeout(ctx, natsTry)
-		if _, err := w.ledgerNow().kv.Put(try, levelKey, data); err != nil {
-			w.log.Debug("the learned rate was not saved", zap.Error(err))
+		if _, err := w.ledgerNow().kv.Put(try, l.levelKey(), data); err != nil {
+			l.log.Debug("the learned rate was not saved", zap.Error(err))
 		}
 		cancel()
 		if sleep(ctx, levelSaveEvery) != nil {

@@ -19,6 +19,7 @@ type options struct {
 	backoffInitial time.Duration
 	backoffMax     time.Duration
 	tracer         trace.Tracer // trace.go
+	tenants        *tenancy     // multi-tenant mode (tenancy.go); nil in single-tenant mode
 }
 
 func defaultOptions() options {
@@ -44,4 +45,13 @@ func WithBreakerTimeout(d time.Duration) Option { return func(o *options) { o.br
 // WithBackoff sets the first and the longest wait between transient failures of one event.
 func WithBackoff(initial, maxWait time.Duration) Option {
 	return func(o *options) { o.backoffInitial, o.backoffMax = initial, maxWait }
+}
+
+// WithTenants runs the worker in multi-tenant mode (CONTRACT.md section 6) for the tenants
+// listed, each with the Creator newCreator makes for it; the Creator given to New is unused.
+// SetTenants changes the list while the worker runs.
+func WithTenants(listed []Tenant, newCreator func(Tenant) (Creator, error)) Option {
+	return func(o *options) {
+		o.tenants = &tenancy{initial: listed, newCreator: newCreator, sweepEvery: defaultSweepEvery}
+	}
 }

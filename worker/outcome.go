@@ -22,7 +22,9 @@ const (
 
 // Result is the body published for a created event.
 type Result struct {
-	EventID                 string          `json:"eventId"`
+	EventID string `json:"eventId"`
+	// TenantID is the tenant of the event's subject in multi-tenant mode.
+	TenantID                string          `json:"tenantId,omitempty"`
 	HardwareConfigurationID string          `json:"hardwareConfigurationId"`
 	GraphID                 string          `json:"graphId"`
 	Status                  int             `json:"status"`
@@ -41,7 +43,9 @@ type Result struct {
 
 // DeadLetter is the body published for an event that could not be created.
 type DeadLetter struct {
-	EventID           string      `json:"eventId"`
+	EventID string `json:"eventId"`
+	// TenantID is the tenant of the event's subject in multi-tenant mode.
+	TenantID          string      `json:"tenantId,omitempty"`
 	Reason            Outcome     `json:"reason"`
 	Error             string      `json:"error"`
 	HTTPStatus        int         `json:"httpStatus,omitempty"`
@@ -79,6 +83,7 @@ func (w *Worker) outputLimit() int { return int(w.js.Conn().MaxPayload()) - payl
 func (w *Worker) result(ev *event, configurationID, clientRequestID string, ans answer) record {
 	r := Result{
 		EventID:                 ev.id.value,
+		TenantID:                ev.id.tenant,
 		HardwareConfigurationID: configurationID,
 		GraphID:                 ans.resp.GraphID,
 		Status:                  ans.resp.Status,
@@ -129,7 +134,7 @@ func (d *DeadLetter) setAnswer(resp graph.Response) {
 // deadLetter completes a dead letter with where the event came from and its original body,
 // and makes it fit the server's max payload.
 func (w *Worker) deadLetter(ev *event, dl *DeadLetter) record {
-	dl.EventID = ev.id.value
+	dl.EventID, dl.TenantID = ev.id.value, ev.id.tenant
 	dl.Error = cut(dl.Error)
 	dl.Stream = ev.meta.Stream
 	dl.StreamSequence = ev.meta.Sequence.Stream

@@ -16,9 +16,9 @@ import (
 // pull would wait out the ack wait). An idle worker pulls twice a second.
 const fetchWait = 500 * time.Millisecond
 
-// pull fetches messages while there is room to hold them, one goroutine per message. ctx
-// ends pulling; hard ends the handlers' Graph requests and recording (Run).
-func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup) {
+// pull fetches a lane's messages while there is room to hold them, one goroutine per
+// message. ctx ends pulling; hard ends the handlers' Graph requests and recording (Run).
+func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 	slots := make(chan struct{}, maxAckPending)
 	release := func(n int) {
 		for range n {
@@ -26,13 +26,13 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	for {
-		ackWait := w.serverAckWait()
-		hold, size := w.cfg.holdLimit(ackWait), w.cfg.fetchBatch(ackWait)
+		perSecond, _ := l.rate(w.cfg)
+		hold, size := w.holdLimit(l), w.cfg.fetchBatch(perSecond, l.serverAckWait())
 		// Wait for a quarter of a pull's room before pulling, so a busy worker makes few large
 		// pulls rather than many of one message. Nothing is pulled while JetStream refuses
 		// writes (the outcomes could not be recorded) or the consumer is being made again.
 		low := max(1, min(size, hold)/4)
-		if w.store.wait(ctx) != nil || w.waitBound(ctx) != nil {
+		if w.store.wait(ctx) != nil || l.waitBound(ctx) != nil {
 			return
 		}
 		n := 0
@@ -57,44 +57,46 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup) {
 			slots <- struct{}{}
 			n++
 		}
-		batch, err := w.consumer().Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		batch, err := l.consumer().Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			release(n)
-			w.pullFailed(ctx, err)
+			w.pullFailed(ctx, l, err)
 			continue
 		}
 		got := 0
 		for msg := range batch.Messages() {
 			got++
 			w.held.add(msg, w.opts.now())
+			l.held.Add(1)
 			if ctx.Err() != nil {
-				ev, _ := w.receive(msg)
+				ev, _ := w.receive(l, msg)
 				w.handBack(ev)
+				l.held.Add(-1)
 				<-slots
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
-				w.handle(ctx, hard, msg)
+				defer func() { l.held.Add(-1); <-slots }()
+				w.handle(ctx, hard, l, msg)
 			}()
 		}
 		release(n - got)
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
-			w.pullFailed(ctx, err)
+			w.pullFailed(ctx, l, err)
 		}
 	}
 }
 
 // pullFailed answers a failed pull: a consumer or stream that is gone is made again; anything
 // else is waited out.
-func (w *Worker) pullFailed(ctx context.Context, err error) {
+func (w *Worker) pullFailed(ctx context.Context, l *lane, err error) {
 	if isGone(err) {
-		w.repairIfGone(err)
+		w.repairIfGone(l, err)
 		return
 	}
-	w.log.Warn("pull failed", zap.Error(err))
+	l.log.Warn("pull failed", zap.Error(err))
 	_ = sleep(ctx, time.Second)
 }
 
@@ -105,75 +107,95 @@ func isGone(err error) bool {
 		errors.Is(err, nats.ErrNoResponders)
 }
 
-// consumerPoll is how often the consumer's state is read: its AckWait (keep-alives follow
-// it), whether it still exists, and the figures for /metrics. It must stay well under the
+// consumerPoll is how often the consumers' state is read: their AckWait (keep-alives follow
+// it), whether they still exist, and the figures for /metrics. It must stay well under the
 // shortest ack wait a replica may set.
 const consumerPoll = time.Second
 
-// watchConsumer reads the consumer's info every consumerPoll until ctx is done.
-func (w *Worker) watchConsumer(ctx context.Context) {
+// watchConsumers reads the consumers' info every consumerPoll until ctx is done: the one
+// consumer's in single-tenant mode; in multi-tenant mode the list of the stream's consumers
+// (a request per 256 of them, not one per tenant), and, every sweepEvery, the subjects holding
+// events, so that events of unlisted tenants get lanes that dead-letter them.
+func (w *Worker) watchConsumers(ctx context.Context) {
+	var lastSweep time.Time
 	for {
-		info, err := w.consumer().Info(ctx)
-		switch {
-		case err == nil:
-			if aw := info.Config.AckWait; aw > 0 && aw != w.serverAckWait() {
-				w.log.Info("consumer ack wait changed on the server; keep-alives follow it",
-					zap.Duration("ack_wait", aw), zap.Duration("was", w.serverAckWait()))
-				w.ackWait.Store(int64(aw))
+		if w.opts.tenants == nil {
+			for _, l := range w.lanes.all() {
+				info, err := l.consumer().Info(ctx)
+				if err != nil {
+					w.repairIfGone(l, err)
+					continue
+				}
+				w.observe(l, info)
 			}
-			w.metrics.consumer(info)
-		default:
-			w.repairIfGone(err)
+		} else if in, err := w.js.Stream(ctx, w.cfg.Stream); err != nil {
+			w.repairIfGone(nil, err)
+		} else {
+			w.watchTenants(ctx, in)
+			if now := w.opts.now(); now.Sub(lastSweep) >= w.opts.tenants.sweepEvery {
+				lastSweep = now
+				w.sweep(ctx, in)
+			}
 		}
+		w.refreshAckWait()
 		if sleep(ctx, consumerPoll) != nil {
 			return
 		}
 	}
 }
 
-// binding is the consumer the worker pulls from, and whether it is known to exist.
+// observe takes in a lane's consumer info as the server holds it.
+func (w *Worker) observe(l *lane, info *jetstream.ConsumerInfo) {
+	if aw := info.Config.AckWait; aw > 0 && aw != l.serverAckWait() {
+		l.log.Info("consumer ack wait changed on the server; keep-alives follow it",
+			zap.Duration("ack_wait", aw), zap.Duration("was", l.serverAckWait()))
+		l.ackWait.Store(int64(aw))
+	}
+	l.figures().consumer(info)
+}
+
+// binding is the consumer a lane pulls from, and whether it is known to exist.
 type binding struct {
 	mu    sync.Mutex
 	cons  jetstream.Consumer
 	bound chan struct{} // closed while bound
-	gone  chan struct{} // signalled when the consumer or a stream is found gone
 }
 
-func (w *Worker) consumer() jetstream.Consumer {
-	w.bind.mu.Lock()
-	defer w.bind.mu.Unlock()
-	return w.bind.cons
+func (l *lane) consumer() jetstream.Consumer {
+	l.bind.mu.Lock()
+	defer l.bind.mu.Unlock()
+	return l.bind.cons
 }
 
-func (w *Worker) setConsumer(cons jetstream.Consumer) {
-	w.bind.mu.Lock()
-	defer w.bind.mu.Unlock()
-	w.bind.cons = cons
-	if !w.boundLocked() {
-		close(w.bind.bound)
+func (l *lane) setConsumer(cons jetstream.Consumer) {
+	l.bind.mu.Lock()
+	defer l.bind.mu.Unlock()
+	l.bind.cons = cons
+	if !l.boundLocked() {
+		close(l.bind.bound)
 	}
 }
 
-func (w *Worker) isBound() bool {
-	w.bind.mu.Lock()
-	defer w.bind.mu.Unlock()
-	return w.boundLocked()
+func (l *lane) isBound() bool {
+	l.bind.mu.Lock()
+	defer l.bind.mu.Unlock()
+	return l.boundLocked()
 }
 
-func (w *Worker) boundLocked() bool {
+func (l *lane) boundLocked() bool {
 	select {
-	case <-w.bind.bound:
+	case <-l.bind.bound:
 		return true
 	default:
 		return false
 	}
 }
 
-// waitBound blocks while the consumer is being made again.
-func (w *Worker) waitBound(ctx context.Context) error {
-	w.bind.mu.Lock()
-	bound := w.bind.bound
-	w.bind.mu.Unlock()
+// waitBound blocks while the lane's consumer is being made again.
+func (l *lane) waitBound(ctx context.Context) error {
+	l.bind.mu.Lock()
+	bound := l.bind.bound
+	l.bind.mu.Unlock()
 	select {
 	case <-bound:
 		return nil
@@ -182,36 +204,43 @@ func (w *Worker) waitBound(ctx context.Context) error {
 	}
 }
 
-// repairIfGone asks for the streams and consumer to be made again when err says one is gone.
-func (w *Worker) repairIfGone(err error) {
+// unbind marks the lane's consumer as gone.
+func (l *lane) unbind() {
+	l.bind.mu.Lock()
+	if l.boundLocked() {
+		l.bind.bound = make(chan struct{})
+	}
+	l.bind.mu.Unlock()
+}
+
+// repairIfGone asks for the streams and a lane's consumer (l, when not nil) to be made again
+// when err says one is gone.
+func (w *Worker) repairIfGone(l *lane, err error) {
 	if !isGone(err) {
 		return
 	}
-	w.bind.mu.Lock()
-	if w.boundLocked() {
-		w.bind.bound = make(chan struct{})
+	if l != nil {
+		l.unbind()
 	}
-	w.bind.mu.Unlock()
 	select {
-	case w.bind.gone <- struct{}{}:
+	case w.gone <- struct{}{}:
 	default:
 	}
 }
 
-// repair makes the streams, consumer and bucket again whenever one is found gone, with one
-// warning each time, until ctx is done.
+// repair makes the streams, bucket and unbound consumers again whenever one is found gone,
+// with one warning each time, until ctx is done.
 func (w *Worker) repair(ctx context.Context) {
 	for {
 		select {
-		case <-w.bind.gone:
+		case <-w.gone:
 		case <-ctx.Done():
 			return
 		}
-		w.log.Warn("the consumer or a stream is gone; making them again")
+		w.log.Warn("a consumer or a stream is gone; making them again")
 		for {
-			cons, err := w.setup(ctx)
+			err := w.rebind(ctx)
 			if err == nil {
-				w.setConsumer(cons)
 				break
 			}
 			w.log.Debug("setup failed; trying again", zap.Error(err))
@@ -220,4 +249,19 @@ func (w *Worker) repair(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// rebind makes the streams and bucket, and binds every lane whose consumer is gone.
+func (w *Worker) rebind(ctx context.Context) error {
+	if err := w.setup(ctx); err != nil {
+		return err
+	}
+	for _, l := range w.lanes.all() {
+		if !l.isBound() {
+			if err := w.bindLane(ctx, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -24,9 +24,10 @@ type Lister interface {
 // request like a create (rate limit, breaker, 429 and 5xx), but its failures do not count
 // towards MaxAttempts.
 func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Request, state schema.UserState) (answer, error) {
-	lister, ok := w.creator.(Lister)
-	if !ok || !w.listing.Load() {
-		w.metrics.reconciled("unavailable")
+	l := ev.lane
+	lister, ok := l.creator().(Lister)
+	if !ok || !l.canList.Load() {
+		l.figures().reconciled("unavailable")
 		ev.mightExist = false
 		return answer{}, nil
 	}
@@ -40,7 +41,7 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 				paced = true
 				return nil
 			}
-			return w.pacer.wait(ctx)
+			return l.pacer.Load().wait(ctx)
 		}}
 	bo := w.backoff()
 	for {
@@ -63,27 +64,27 @@ func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Re
 		}
 		switch {
 		case errors.Is(listErr, graph.ErrListUnavailable):
-			w.warnListing.Do(func() {
-				w.log.Warn("Graph refuses to list user states, so events that might already exist are created "+
+			l.warnListing.Do(func() {
+				l.log.Warn("Graph refuses to list user states, so events that might already exist are created "+
 					"without looking first (at least once, not exactly once): grant "+missingPermission,
 					zap.Int("status", resp.Status), zap.Error(listErr))
 			})
-			w.listing.Store(false)
-			w.metrics.reconciled("unavailable")
+			l.canList.Store(false)
+			l.figures().reconciled("unavailable")
 			ev.mightExist = false
 			return answer{}, nil
 		case err == nil && resp.Class == graph.Listed:
-			w.pacer.accepted()
+			l.pacer.Load().accepted()
 			ev.mightExist = false // we hold the claim: no one else creates it meanwhile
 			for i := range states {
 				if states[i].Matches(&state) {
-					w.metrics.reconciled("found")
+					l.figures().reconciled("found")
 					ev.log.Info("found in Graph: recorded as created without a second create",
 						zap.String("graph_id", states[i].ID), zap.Int("attempts", ev.attempts))
 					return answer{resp: resp, found: &states[i]}, nil
 				}
 			}
-			w.metrics.reconciled("not_found")
+			l.figures().reconciled("not_found")
 			return answer{}, nil
 		case err == nil && resp.Class == graph.Systemic:
 			w.refused(ev, resp)

@@ -52,7 +52,7 @@ func (w *Worker) finish(hard context.Context, ev *event, rec record, isNew bool)
 	}
 	traceStep(ev, "acked")
 	if isNew {
-		w.metrics.outcome(rec.Outcome, ev.msg)
+		ev.lane.figures().outcome(rec.Outcome, ev.msg)
 		if rec.Outcome == Created {
 			ev.log.Debug("created")
 		} else {

@@ -14,13 +14,14 @@ import (
 // redelivery delay, so a republish after a crash is dropped.
 const outputDuplicates = time.Hour
 
-// setup makes sure the streams, the durable consumer and the ledger bucket exist, and refuses
-// a configuration that would feed the worker its own output.
-func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
+// setup makes sure the streams and the ledger bucket exist, and refuses a configuration that
+// would feed the worker its own output. The lanes' consumers are made by bindLane.
+func (w *Worker) setup(ctx context.Context) error {
 	c := w.cfg
+	input := w.inputSubject()
 	for _, out := range []string{c.ResultSubject, c.DLQSubject} {
-		if subjectsOverlap(c.Subject, out) {
-			return nil, fmt.Errorf("input subject %q would also capture %q: choose subjects that do not overlap", c.Subject, out)
+		if subjectsOverlap(input, out) {
+			return fmt.Errorf("input subject %q would also capture %q: choose subjects that do not overlap", input, out)
 		}
 	}
 
@@ -29,7 +30,7 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		in, err = w.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:     c.Stream,
-			Subjects: []string{c.Subject},
+			Subjects: []string{input},
 			// Bounded: an event is kept only until its outcome is recorded and acked. Not
 			// interest retention, under which deleting the consumer deletes the events.
 			Retention:  jetstream.WorkQueuePolicy,
@@ -38,22 +39,26 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 			Duplicates: outputDuplicates,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("create input stream %s: %w", c.Stream, err)
+			return fmt.Errorf("create input stream %s: %w", c.Stream, err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("look up input stream %s: %w", c.Stream, err)
+		return fmt.Errorf("look up input stream %s: %w", c.Stream, err)
 	}
 	info, err := in.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("input stream %s info: %w", c.Stream, err)
+		return fmt.Errorf("input stream %s info: %w", c.Stream, err)
 	}
 	// The stream may have been made by producers with wider subjects than ours.
 	for _, s := range info.Config.Subjects {
 		for _, out := range []string{c.ResultSubject, c.DLQSubject} {
 			if subjectsOverlap(s, out) {
-				return nil, fmt.Errorf("input stream %s subject %q would also capture %q", c.Stream, s, out)
+				return fmt.Errorf("input stream %s subject %q would also capture %q", c.Stream, s, out)
 			}
 		}
+	}
+	if !captures(info.Config.Subjects, input) {
+		return fmt.Errorf("input stream %s captures %q, not %q: add that subject to the stream", c.Stream,
+			info.Config.Subjects, input)
 	}
 	streamCreated := info.Created
 
@@ -62,24 +67,8 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 		{c.DLQStream, c.DLQSubject},
 	} {
 		if err := w.ensureOutputStream(ctx, out.name, out.subject); err != nil {
-			return nil, err
+			return err
 		}
-	}
-
-	cons, err := in.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       c.Consumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    -1, // handing a message back must never make JetStream drop it
-		MaxAckPending: maxAckPending,
-		FilterSubject: c.Subject,
-		Replicas:      c.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s on %s: %w", c.Consumer, c.Stream, err)
-	}
-	if aw := cons.CachedInfo().Config.AckWait; aw > 0 {
-		w.ackWait.Store(int64(aw))
 	}
 
 	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -90,10 +79,47 @@ func (w *Worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 		Replicas:    c.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ledger bucket %s: %w", c.LedgerBucket, err)
+		return fmt.Errorf("ledger bucket %s: %w", c.LedgerBucket, err)
 	}
 	w.ledger.Store(&ledger{kv: kv, streamCreated: streamCreated})
-	return cons, nil
+	return nil
+}
+
+// inputSubject is what the input stream captures: HWSTATE_SUBJECT, or in multi-tenant mode
+// every tenant's subject under it.
+func (w *Worker) inputSubject() string {
+	if w.opts.tenants != nil {
+		return w.cfg.Subject + ".>"
+	}
+	return w.cfg.Subject
+}
+
+// captures says whether a stream with these subjects captures every subject matching want.
+func captures(subjects []string, want string) bool {
+	for _, s := range subjects {
+		if subjectCovers(s, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectCovers reports whether every subject matching b also matches a.
+func subjectCovers(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i, t := range at {
+		switch {
+		case t == ">":
+			return i < len(bt)
+		case i == len(bt):
+			return false
+		case t == "*" && bt[i] != ">":
+			continue
+		case t != bt[i]:
+			return false
+		}
+	}
+	return len(at) == len(bt)
 }
 
 // ensureOutputStream creates a result or DLQ stream when missing and leaves an existing one

@@ -98,7 +98,7 @@ func (w *Worker) retryNATS(ctx context.Context, log *zap.Logger, what string, op
 			return err
 		}
 		w.store.failed(err)
-		w.repairIfGone(err)
+		w.repairIfGone(nil, err)
 		log.Debug("JetStream request failed; trying again", zap.String("request", what), zap.Error(err))
 		if sleep(ctx, bo.NextBackOff()) != nil {
 			return err
