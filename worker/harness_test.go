@@ -110,8 +110,13 @@ func (r *running) stop(t *testing.T) {
 // publish sends one event with the given id (none when empty).
 func (h *harness) publish(id string, body []byte) {
 	h.t.Helper()
-	if err := sandbox.Publish(context.Background(), h.js, worker.DefaultSubject, id, body); err != nil {
-		h.t.Fatalf("publish %s: %v", id, err)
+	h.publishSubject(worker.DefaultSubject, id, body)
+}
+
+func (h *harness) publishSubject(subject, id string, body []byte) {
+	h.t.Helper()
+	if err := sandbox.Publish(context.Background(), h.js, subject, id, body); err != nil {
+		h.t.Fatalf("publish %s to %s: %v", id, subject, err)
 	}
 }
 

@@ -155,7 +155,7 @@ func decodeFor(l *lane, data []byte) (schema.Event, error) {
 	if l.listed.Load() == nil {
 		return schema.Event{}, fmt.Errorf("tenant %q (from the subject) is not listed in the tenants file: nothing is written to it", l.tenant)
 	}
-	ev, err := schema.DecodeTenanted(data)
+	ev, err := schema.DecodeMultiTenant(data)
 	if err != nil {
 		return ev, err
 	}

@@ -44,9 +44,20 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pm := newProcessMetrics(reg)
-	creator, err := s.graphClient(pm.signIn())
-	if err != nil {
-		return err
+	var creator worker.Creator
+	var modeOpts []worker.Option
+	if s.Tenants == "" {
+		if creator, err = s.graphClient(pm.signIn()); err != nil {
+			return err
+		}
+	} else {
+		listed, err := s.tenants(pm.signIn()) // tenants.go: multi-tenant mode
+		if err != nil {
+			return err
+		}
+		modeOpts = append(modeOpts, worker.WithTenants(listed, func(t worker.Tenant) (worker.Creator, error) {
+			return s.tenantClient(t, pm.signIn())
+		}))
 	}
 
 	url := s.NATS.URL
@@ -74,7 +85,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer stopTracing()
-	w := worker.New(js, creator, s.Config, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)), worker.WithTracerProvider(tp))
+	w := worker.New(js, creator, s.Config, append(modeOpts, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)), worker.WithTracerProvider(tp))...)
+	if s.Tenants != "" {
+		go s.watchTenants(ctx, w, log)
+	}
 
 	if s.HTTPAddr != "" {
 		stopHTTP, err := serveHTTP(s.HTTPAddr, reg, func() bool { return w.Ready() && nc.Status() == nats.CONNECTED }, log)

@@ -35,7 +35,9 @@ type settings struct {
 	ClientSecret, ClientCert, GraphToken secret
 	GraphBatch                           int
 	GraphTimeout                         time.Duration
-	HTTPAddr, LogLevel                   string
+	// Tenants names the tenants file: multi-tenant mode.
+	Tenants            string
+	HTTPAddr, LogLevel string
 }
 
 // secret is a secret setting (CONTRACT.md section 4): its value, or the name of a file
@@ -163,6 +165,7 @@ func (s *settings) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.LedgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long an idempotency record lives")
 	fs.IntVar(&s.Replicas, "replicas", 1, "replicas of the streams, consumer and bucket (3 on a three-node cluster)")
 	fs.DurationVar(&s.Retention, "retention", worker.DefaultRetention, "how long the result and DLQ streams keep messages")
+	fs.StringVar(&s.Tenants, "tenants", "", "a tenants file (YAML): multi-tenant mode, events on <subject>.<tenant id>; read again on SIGHUP and when it changes")
 	fs.StringVar(&s.HTTPAddr, "http-addr", ":8080", "/healthz, /readyz, /metrics; empty: none")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "debug, info, warn, error")
 }

@@ -35,7 +35,13 @@ type Sandbox struct {
 	// Token is the only bearer token the emulator accepts.
 	Token string
 
-	closers []func()
+	emulatorAddr string
+	closers      []func()
+}
+
+// TenantGraphURL is the Graph base URL of one tenant of the emulator, in multi-tenant mode.
+func (sb *Sandbox) TenantGraphURL(tenantID string) string {
+	return "http://" + sb.emulatorAddr + "/tenants/" + tenantID + "/beta"
 }
 
 // DefaultToken is the emulator's token when the configuration has none.
@@ -117,6 +123,7 @@ func New(opts ...Option) (sb *Sandbox, err error) {
 	go func() { _ = srv.Serve(ln) }()
 	sb.onClose(func() { _ = srv.Close() })
 	sb.GraphURL = "http://" + ln.Addr().String() + "/beta"
+	sb.emulatorAddr = ln.Addr().String()
 	return sb, nil
 }
 

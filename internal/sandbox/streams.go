@@ -52,6 +52,11 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, id string, bo
 // (0: as fast as JetStream takes them), and returns once the stream has acknowledged every
 // one.
 func PublishAll(ctx context.Context, js jetstream.JetStream, ids []string, body func(i int) []byte, perSecond float64) error {
+	return PublishAllTo(ctx, js, worker.DefaultSubject, ids, body, perSecond)
+}
+
+// PublishAllTo is PublishAll to another subject (a tenant's, in multi-tenant mode).
+func PublishAllTo(ctx context.Context, js jetstream.JetStream, subject string, ids []string, body func(i int) []byte, perSecond float64) error {
 	// Acks are awaited a chunk at a time: below nats.go's bound on pending async publishes
 	// (4,000 by default), beyond which a publish fails instead of waiting.
 	const chunk = 1000
@@ -72,7 +77,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ids []string, body 
 		}
 		acks := make([]jetstream.PubAckFuture, 0, end-i)
 		for ; i < end; i++ {
-			m := nats.NewMsg(worker.DefaultSubject)
+			m := nats.NewMsg(subject)
 			m.Data = body(i)
 			m.Header.Set(jetstream.MsgIDHeader, ids[i])
 			f, err := js.PublishMsgAsync(m)
