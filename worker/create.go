@@ -48,7 +48,7 @@ func (w *Worker) create(ctx, hard context.Context, ev *event, req graph.Request,
 			}
 		}
 		resp, sent, err := w.send(ctx, hard, ev, func(ctx context.Context) (graph.Response, error) {
-			return ev.lane.creator().Create(ctx, req)
+			return ev.listing.creator.Create(ctx, req)
 		})
 		if !sent {
 			if err := w.waitUnsent(ctx, ev, err); err != nil {

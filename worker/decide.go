@@ -15,7 +15,8 @@ func (w *Worker) decide(ctx, hard context.Context, ev *event) (rec record, ok bo
 		return w.deadLetter(ev, &DeadLetter{Reason: InvalidEvent,
 			Error: fmt.Sprintf("event id (Nats-Msg-Id) longer than %d bytes; its sha256- form stands in for it", maxIDBytes)}), true
 	}
-	parsed, err := decodeFor(ev.lane, ev.msg.Data()) // tenancy.go: in multi-tenant mode, the tenant too
+	ev.listing = ev.lane.listed.Load()
+	parsed, err := decodeFor(ev, ev.msg.Data()) // tenancy.go: in multi-tenant mode, the tenant too
 	if err != nil {
 		return w.deadLetter(ev, &DeadLetter{Reason: InvalidEvent, Error: err.Error()}), true
 	}

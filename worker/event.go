@@ -15,6 +15,9 @@ import (
 // event is one delivery of one event, with what the worker learns about it on its way.
 type event struct {
 	lane *lane // the tenant's lane it came through
+	// listing is the tenant's settings and Graph client as decide found them: a tenants file
+	// read again meanwhile changes the lane, not an event already on its way.
+	listing *listing
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	id   eventID

@@ -89,8 +89,6 @@ type listing struct {
 	creator Creator
 }
 
-func (l *lane) creator() Creator { return l.listed.Load().creator }
-
 // rate is the lane's configured Graph rate and burst.
 func (l *lane) rate(cfg Config) (float64, int) {
 	if t := l.listed.Load(); t != nil && t.tenant.Rate > 0 {

@@ -25,7 +25,7 @@ type Lister interface {
 // towards MaxAttempts.
 func (w *Worker) reconcile(ctx, hard context.Context, ev *event, create graph.Request, state schema.UserState) (answer, error) {
 	l := ev.lane
-	lister, ok := l.creator().(Lister)
+	lister, ok := ev.listing.creator.(Lister)
 	if !ok || !l.canList.Load() {
 		l.figures().reconciled("unavailable")
 		ev.mightExist = false

@@ -146,21 +146,22 @@ func (w *Worker) sweep(ctx context.Context, in jetstream.Stream) {
 	}
 }
 
-// decodeFor decodes an event of lane l: in multi-tenant mode its tenant must be listed, and
-// a tenantId in its body must be the subject's.
-func decodeFor(l *lane, data []byte) (schema.Event, error) {
+// decodeFor decodes an event: in multi-tenant mode its tenant must be listed, and a tenantId
+// in its body must be the subject's.
+func decodeFor(ev *event, data []byte) (schema.Event, error) {
+	l := ev.lane
 	if l.tenant == "" {
 		return schema.Decode(data)
 	}
-	if l.listed.Load() == nil {
+	if ev.listing == nil {
 		return schema.Event{}, fmt.Errorf("tenant %q (from the subject) is not listed in the tenants file: nothing is written to it", l.tenant)
 	}
-	ev, err := schema.DecodeMultiTenant(data)
+	parsed, err := schema.DecodeMultiTenant(data)
 	if err != nil {
-		return ev, err
+		return parsed, err
 	}
-	if ev.TenantID != "" && !strings.EqualFold(ev.TenantID, l.tenant) {
-		return ev, fmt.Errorf("tenantId %q in the body disagrees with the subject's tenant %q", ev.TenantID, l.tenant)
+	if parsed.TenantID != "" && !strings.EqualFold(parsed.TenantID, l.tenant) {
+		return parsed, fmt.Errorf("tenantId %q in the body disagrees with the subject's tenant %q", parsed.TenantID, l.tenant)
 	}
-	return ev, nil
+	return parsed, nil
 }
