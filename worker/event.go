@@ -18,10 +18,10 @@ type event struct {
 	// listing is the tenant's settings and Graph client as decide found them: a tenants file
 	// read again meanwhile changes the lane, not an event already on its way.
 	listing *listing
-	msg  jetstream.Msg
-	meta *jetstream.MsgMetadata
-	id   eventID
-	log  *zap.Logger
+	msg     jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	id      eventID
+	log     *zap.Logger
 
 	// claim is this process's right to send the event's Graph requests (claim.go).
 	claim *claim

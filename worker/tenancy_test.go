@@ -131,4 +131,3 @@ func TestTenantsFileChangesTakeEffectWhileRunning(t *testing.T) {
 		t.Errorf("removed tenant A: dead letters %+v, results %+v; want invalid_event", dls, out.results["a-after"])
 	}
 }
-
