@@ -195,10 +195,8 @@ func labelOf(token string, listed *listing) string {
 		return ""
 	case listed == nil:
 		return unlistedLabel
-	case listed.tenant.Name != "":
-		return listed.tenant.Name
 	}
-	return token
+	return listed.tenant.Label()
 }
 
 // unlistedLabel is the tenant label of the figures of events for tenants not listed.

@@ -16,6 +16,11 @@ import (
 // pull would wait out the ack wait). An idle worker pulls twice a second.
 const fetchWait = 500 * time.Millisecond
 
+// idleFetchWait is how long a tenant's pull waits once its lane has been idle (multi-tenant
+// mode): a thousand idle lanes pulling twice a second would keep the server busy for nothing,
+// and a message arriving ends the wait at once, so only shutdown waits longer.
+const idleFetchWait = 5 * time.Second
+
 // pull fetches a lane's messages while there is room to hold them, one goroutine per
 // message. ctx ends pulling; hard ends the handlers' Graph requests and recording (Run).
 func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
@@ -25,6 +30,7 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 			<-slots
 		}
 	}
+	wait := fetchWait
 	for {
 		perSecond, _ := l.rate(w.cfg)
 		hold, size := w.holdLimit(l), w.cfg.fetchBatch(perSecond, l.serverAckWait())
@@ -57,7 +63,7 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 			slots <- struct{}{}
 			n++
 		}
-		batch, err := l.consumer().Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		batch, err := l.consumer().Fetch(n, jetstream.FetchMaxWait(wait))
 		if err != nil {
 			release(n)
 			w.pullFailed(ctx, l, err)
@@ -83,6 +89,9 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 			}()
 		}
 		release(n - got)
+		if wait = fetchWait; got == 0 && l.tenant != "" {
+			wait = idleFetchWait
+		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			w.pullFailed(ctx, l, err)
 		}

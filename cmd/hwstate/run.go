@@ -46,13 +46,13 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pm := newProcessMetrics(reg)
 	var creator worker.Creator
 	var modeOpts []worker.Option
+	var listed []worker.Tenant
 	if s.Tenants == "" {
 		if creator, err = s.graphClient(pm.signIn()); err != nil {
 			return err
 		}
 	} else {
-		listed, err := s.tenants(pm.signIn()) // tenants.go: multi-tenant mode
-		if err != nil {
+		if listed, err = s.tenants(pm.signIn()); err != nil { // tenants.go: multi-tenant mode
 			return err
 		}
 		modeOpts = append(modeOpts, worker.WithTenants(listed, func(t worker.Tenant) (worker.Creator, error) {
@@ -85,9 +85,10 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer stopTracing()
-	w := worker.New(js, creator, s.Config, append(modeOpts, worker.WithLogger(log), worker.WithMetrics(worker.NewMetrics(reg)), worker.WithTracerProvider(tp))...)
+	metrics := worker.NewMetrics(reg)
+	w := worker.New(js, creator, s.Config, append(modeOpts, worker.WithLogger(log), worker.WithMetrics(metrics), worker.WithTracerProvider(tp))...)
 	if s.Tenants != "" {
-		go s.watchTenants(ctx, w, log)
+		go s.watchTenants(ctx, w, listed, metrics, log)
 	}
 
 	if s.HTTPAddr != "" {

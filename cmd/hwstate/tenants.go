@@ -72,7 +72,7 @@ func (s settings) tenantClient(t worker.Tenant, signIn ...graph.SignInOption) (w
 
 // watchTenants reads the tenants file again on SIGHUP and when it changes, and hands every
 // valid new list to the worker; an invalid one is logged and the old list kept.
-func (s *settings) watchTenants(ctx context.Context, w *worker.Worker, log *zap.Logger) {
+func (s *settings) watchTenants(ctx context.Context, w *worker.Worker, listed []worker.Tenant, m *worker.Metrics, log *zap.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reload := make(chan struct{}, 1)
@@ -90,5 +90,6 @@ func (s *settings) watchTenants(ctx context.Context, w *worker.Worker, log *zap.
 			}
 		}
 	}()
-	worker.WatchTenants(ctx, s.Tenants, s.tenantBase(), reload, w.SetTenants, worker.WithWatchLogger(log))
+	worker.WatchTenants(ctx, s.Tenants, s.tenantBase(), reload, w.SetTenants,
+		worker.WatchFrom(listed), worker.WatchMetrics(m), worker.WatchLogger(log))
 }
