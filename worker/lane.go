@@ -56,10 +56,10 @@ type lane struct {
 	bind    binding
 	// idle counts the consumer polls in a row that found it with nothing pending or held:
 	// an unlisted lane that stays idle is stopped.
-	idle int
-	stop context.CancelFunc
-	done chan struct{}
-	held atomic.Int64 // messages this lane holds
+	idle  int
+	stop  context.CancelFunc // set, under lanes.mu, when the lane starts
+	paced bool               // startPacer has started the pacer at the learned level
+	held  atomic.Int64       // messages this lane holds
 	// levels carries the levels the pacer learns to saveLevels (level.go).
 	levels chan float64
 }
@@ -105,7 +105,6 @@ func (w *Worker) newLane(tenant, subject, consumerName string, listed *listing) 
 		consumerName: consumerName,
 		log:          w.log,
 		sending:      make(chan struct{}, w.cfg.Concurrency),
-		done:         make(chan struct{}),
 	}
 	if tenant != "" {
 		l.log = w.log.With(zap.String("tenant", tenant))
@@ -239,25 +238,37 @@ const tenantConsumerInactive = time.Hour
 type lanes struct {
 	mu        sync.Mutex
 	bySubject map[string]*lane
-	// What starts a lane, set once Run starts them.
-	start   func(*lane)
+	// ctx and start are what starts a lane, set once Run starts them; start is nil again
+	// once Run stops.
+	ctx     context.Context
+	start   func(context.Context, *lane)
 	running sync.WaitGroup
 }
 
-func (ls *lanes) add(l *lane) {
+// getOrAdd returns the lane of a subject, adding (and starting) the one mk makes when there
+// is none; added says which.
+func (ls *lanes) getOrAdd(subject string, mk func() *lane) (l *lane, added bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	ls.bySubject[l.subject] = l
+	if l := ls.bySubject[subject]; l != nil {
+		return l, false
+	}
+	l = mk()
+	ls.bySubject[subject] = l
 	if ls.start != nil {
 		ls.launchLocked(l)
 	}
+	return l, true
 }
 
 func (ls *lanes) launchLocked(l *lane) {
+	ctx, stop := context.WithCancel(ls.ctx)
+	l.stop = stop
 	ls.running.Add(1)
 	go func() {
 		defer ls.running.Done()
-		ls.start(l)
+		defer stop()
+		ls.start(ctx, l)
 	}()
 }
 
@@ -270,10 +281,10 @@ func (ls *lanes) get(subject string) *lane {
 // remove forgets a lane and stops its pulling.
 func (ls *lanes) remove(l *lane) {
 	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	if ls.bySubject[l.subject] == l {
 		delete(ls.bySubject, l.subject)
 	}
-	ls.mu.Unlock()
 	if l.stop != nil {
 		l.stop()
 	}
@@ -309,7 +320,8 @@ func (ls *lanes) bound() bool {
 func (ls *lanes) run(ctx, hard context.Context, wg *sync.WaitGroup, w *Worker) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	ls.start = func(l *lane) { w.runLane(ctx, hard, wg, l) }
+	ls.ctx = ctx
+	ls.start = func(ctx context.Context, l *lane) { w.runLane(ctx, hard, wg, l) }
 	for _, l := range ls.bySubject {
 		ls.launchLocked(l)
 	}
@@ -323,12 +335,10 @@ func (ls *lanes) wait() {
 	ls.running.Wait()
 }
 
-// runLane binds a lane started while the worker runs, starts it at its learned level, and
-// pulls for it until ctx is done or the lane is stopped.
+// runLane binds a lane started while the worker runs and starts it at its learned level (Run
+// does both before it is ready for the lanes it starts with), then pulls for it until ctx is
+// done or the lane is stopped.
 func (w *Worker) runLane(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
-	ctx, l.stop = context.WithCancel(ctx)
-	defer l.stop()
-	defer close(l.done)
 	for !l.isBound() {
 		if err := w.bindLane(ctx, l); err == nil {
 			break
@@ -336,7 +346,9 @@ func (w *Worker) runLane(ctx, hard context.Context, wg *sync.WaitGroup, l *lane)
 			return
 		}
 	}
-	w.startPacer(ctx, hard, l)
+	if !l.paced {
+		w.startPacer(ctx, hard, l)
+	}
 	w.pull(ctx, hard, wg, l)
 }
 

@@ -28,6 +28,7 @@ func (l *lane) levelKey() string {
 // startPacer starts a lane's pacer at its learned level and keeps what it learns, until hard
 // is done.
 func (w *Worker) startPacer(ctx, hard context.Context, l *lane) {
+	l.paced = true
 	if l.tenant == "" || safeToken.MatchString(l.tenant) {
 		w.loadLevel(ctx, w.ledgerNow().kv, l)
 		go w.saveLevels(hard, l)

@@ -134,6 +134,9 @@ func (m *Metrics) forTenant(token string, listed *listing) *Metrics {
 	for _, v := range []*prometheus.GaugeVec{t.breaker, t.rateLimit, t.creating, t.pending, t.ackPending} {
 		v.WithLabelValues(t.tenant)
 	}
+	for _, v := range []*prometheus.HistogramVec{t.graphDuration, t.eventLatency} {
+		v.WithLabelValues(t.tenant)
+	}
 	return t
 }
 

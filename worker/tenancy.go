@@ -61,19 +61,19 @@ func (w *Worker) SetTenants(listed []Tenant) {
 		}
 	}
 	for subject, tn := range want {
-		l := w.lanes.get(subject)
-		if l != nil {
+		if l := w.lanes.get(subject); l != nil {
 			if cur := l.listed.Load(); cur != nil && cur.tenant == tn {
 				continue
 			}
 		}
 		li := &listing{tenant: tn, creator: w.creatorFor(tn)}
-		if l == nil {
-			w.lanes.add(w.newLane(tn.ID, subject, tenantConsumer(w.cfg.Consumer, tn.ID), li))
-			continue
+		l, added := w.lanes.getOrAdd(subject, func() *lane {
+			return w.newLane(tn.ID, subject, tenantConsumer(w.cfg.Consumer, tn.ID), li)
+		})
+		if !added {
+			l.log.Info("tenant listed or changed in the tenants file")
+			w.list(l, li)
 		}
-		l.log.Info("tenant listed or changed in the tenants file")
-		w.list(l, li)
 	}
 }
 
@@ -140,9 +140,11 @@ func (w *Worker) sweep(ctx context.Context, in jetstream.Stream) {
 			continue
 		}
 		token := strings.TrimPrefix(subject, prefix)
-		l := w.newLane(token, subject, tenantConsumer(w.cfg.Consumer, token), nil)
-		l.log.Info("events for a tenant not in the tenants file: dead-lettering them", zap.Uint64("events", n))
-		w.lanes.add(l)
+		if l, added := w.lanes.getOrAdd(subject, func() *lane {
+			return w.newLane(token, subject, tenantConsumer(w.cfg.Consumer, token), nil)
+		}); added {
+			l.log.Info("events for a tenant not in the tenants file: dead-lettering them", zap.Uint64("events", n))
+		}
 	}
 }
 

@@ -69,7 +69,7 @@ func New(js jetstream.JetStream, creator Creator, cfg Config, opts ...Option) *W
 	w.ackWait.Store(int64(cfg.AckWait))
 	w.lanes.bySubject = make(map[string]*lane)
 	if o.tenants == nil {
-		w.lanes.add(w.newLane("", cfg.Subject, cfg.Consumer, &listing{creator: creator}))
+		w.lanes.getOrAdd(cfg.Subject, func() *lane { return w.newLane("", cfg.Subject, cfg.Consumer, &listing{creator: creator}) })
 	}
 	return w
 }
@@ -115,6 +115,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-hard.Done():
 		}
 	})()
+	for _, l := range w.lanes.all() {
+		w.startPacer(ctx, hard, l)
+	}
 	go w.held.keepAlive(hard, w.serverAckWait, w.opts.now)
 	go w.claims.renew(hard, w)
 	go w.watchConsumers(hard)
