@@ -46,25 +46,28 @@ type UserState struct {
 // Decode validates an event body against every rule of CONTRACT section 1
 // and returns the event it holds. Its error is always a *ValidationError,
 // for the first rule found broken.
-func Decode(data []byte) (Event, error) { return decodeEvent(data, false) }
+func Decode(data []byte) (Event, error) {
+	var ev Event
+	fields := ev.fields()
+	return ev.decode(data, fields[:len(fields)-1]) // all but tenantId
+}
 
 // DecodeMultiTenant is Decode for multi-tenant mode (CONTRACT section 6):
 // the same rules, and the envelope may also hold "tenantId", a GUID (any
 // case, as hardwareConfigurationId), returned in Event.TenantID. Whether it
 // names a listed tenant and agrees with the subject is the caller's to judge.
-func DecodeMultiTenant(data []byte) (Event, error) { return decodeEvent(data, true) }
-
-func decodeEvent(data []byte, multiTenant bool) (Event, error) {
+func DecodeMultiTenant(data []byte) (Event, error) {
 	var ev Event
 	fields := ev.fields()
-	n := len(fields)
-	if !multiTenant {
-		n-- // tenantId, the table's last
-	}
-	if err := decodeBody(data, fields[:n]); err != nil {
+	return ev.decode(data, fields[:])
+}
+
+// decode decodes data by fields, which point into ev.
+func (ev *Event) decode(data []byte, fields []field) (Event, error) {
+	if err := decodeBody(data, fields); err != nil {
 		return Event{}, err
 	}
-	return ev, nil
+	return *ev, nil
 }
 
 // DecodeUserState is Decode for a bare userState object, such as the body of
