@@ -151,6 +151,7 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
+	const requests = valid + nThrottled + 1 + 2
 	// While the events flow, catch what only shows in passing.
 	var inFlightSeen, backlogSeen float64
 	var last scrape
@@ -162,7 +163,10 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 		for _, o := range []string{"created", "invalid_event", "graph_rejected", "retries_exhausted"} {
 			sum += last.value("hwstate_events_total", "outcome", o)
 		}
-		return sum >= total
+		// A counter and its histogram are two figures, moved one after the other: a scrape
+		// may come between them.
+		return sum >= total && last.value("hwstate_event_latency_seconds", "", "") >= total &&
+			last.value("hwstate_graph_request_duration_seconds", "", "") >= requests
 	})
 	if inFlightSeen < 1 {
 		t.Error("hwstate_creates_in_flight never rose above 0 while creates were sent")
@@ -171,7 +175,6 @@ func TestMetricsMoveAsEventsFlow(t *testing.T) {
 		t.Error("hwstate_consumer_pending + hwstate_consumer_ack_pending never showed the backlog")
 	}
 
-	const requests = valid + nThrottled + 1 + 2
 	type want struct {
 		name, label, value string
 		want               float64
