@@ -322,7 +322,7 @@ func tenantsDLQ(t *testing.T) *toolEnv {
 		{tenantA, "e1", worker.GraphRejected}, // again, later
 	} {
 		original := tenantEvent(cmp.Or(dl.tenant, tenantA), i)
-		d := deadLetter{DeadLetter: worker.DeadLetter{EventID: dl.id, Reason: dl.reason, Original: &original}, TenantID: dl.tenant}
+		d := worker.DeadLetter{EventID: dl.id, TenantID: dl.tenant, Reason: dl.reason, Original: &original}
 		body, err := json.Marshal(d)
 		if err != nil {
 			t.Fatal(err)
@@ -330,14 +330,6 @@ func tenantsDLQ(t *testing.T) *toolEnv {
 		e.publish(worker.DefaultDLQSubject, fmt.Sprintf("dl-%d", i), body)
 	}
 	return e
-}
-
-// deadLetter is a dead letter with its tenant.
-//
-// TODO(tools): worker.DeadLetter, once its TenantID lands.
-type deadLetter struct {
-	worker.DeadLetter
-	TenantID string `json:"tenantId,omitempty"`
 }
 
 func TestDLQListTenants(t *testing.T) {

@@ -36,14 +36,6 @@ type Selection struct {
 	from, to uint64
 }
 
-// deadLetter is a dead letter as the DLQ holds it.
-//
-// TODO(tools): worker.DeadLetter's own TenantID, once it lands.
-type deadLetter struct {
-	worker.DeadLetter
-	TenantID string `json:"tenantId,omitempty"`
-}
-
 // SetTenant selects the dead letters of one tenant (multi-tenant mode).
 func (s *Selection) SetTenant(v string) error {
 	if !schema.IsGUID(v) {
@@ -82,7 +74,7 @@ func (s *Selection) SetSeq(v string) error {
 // refused, so that nothing is redriven by accident.
 func (s Selection) Narrowed() bool { return s.reason != "" || s.tenant != "" || s.bySeq }
 
-func (s Selection) match(seq uint64, d *deadLetter) bool {
+func (s Selection) match(seq uint64, d *worker.DeadLetter) bool {
 	if s.bySeq && (seq < s.from || seq > s.to) {
 		return false
 	}
@@ -96,14 +88,14 @@ func (s Selection) match(seq uint64, d *deadLetter) bool {
 type message struct {
 	seq  uint64
 	data []byte
-	body *deadLetter
+	body *worker.DeadLetter
 	err  error // why body is nil
 }
 
 // newMessage decodes the DLQ stream's message seq.
 func newMessage(seq uint64, data []byte) message {
 	m := message{seq: seq, data: data}
-	var d deadLetter
+	var d worker.DeadLetter
 	if err := json.Unmarshal(data, &d); err != nil {
 		m.err = fmt.Errorf("not a dead letter: %w", err)
 		return m
@@ -116,7 +108,7 @@ func newMessage(seq uint64, data []byte) message {
 // only when neither a reason nor a tenant narrows the selection.
 func (s Selection) selects(m message) bool {
 	if m.body == nil {
-		return s.reason == "" && s.tenant == "" && s.match(m.seq, &deadLetter{})
+		return s.reason == "" && s.tenant == "" && s.match(m.seq, &worker.DeadLetter{})
 	}
 	return s.match(m.seq, m.body)
 }
