@@ -55,8 +55,10 @@ func TestSettingsAreKnown(t *testing.T) {
 		check("docker-compose.yml", slices.Collect(maps.Keys(w.Environment)))
 	}
 	check("kustomize", podSettings(t, kustomize(t, withComponents(t, "monitoring"))))
+	check("kustomize multi-tenant", podSettings(t, kustomize(t, withComponents(t, "multi-tenant"))))
 	c, account := loadChart(t)
-	for _, values := range []string{"keda: {account: " + account + "}", "keda: {enabled: false}\ngraph: {credential: certificate}"} {
+	for _, values := range []string{"keda: {account: " + account + "}", "keda: {enabled: false}\ngraph: {credential: certificate}",
+		"keda: {enabled: false}\ntenants: {tenants: [{id: 4f1c2d3e-0000-4000-8000-000000000001}]}"} {
 		objs, err := helmTemplate(t, c, values)
 		if err != nil {
 			t.Fatal(err)

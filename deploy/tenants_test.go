@@ -58,8 +58,8 @@ func TestMultiTenant(t *testing.T) {
 }
 
 // checkTenants holds a multi-tenant rendering to what the worker needs: every object
-// decodes strictly, the tenants file is a ConfigMap mounted read-only where HWSTATE_TENANTS
-// says, updated in place (no content hash in its name, no subPath: an edit reaches the
+// decodes strictly, the tenants file is a ConfigMap the worker parses, mounted read-only
+// where HWSTATE_TENANTS says, updated in place (no content hash in its name, no subPath: an edit reaches the
 // running pods), no single tenant's id is set, and KEDA, when on, scales on the input
 // stream's messages read from a real NATS server's monitoring endpoint.
 func checkTenants(t *testing.T, objs []object) {
@@ -129,6 +129,10 @@ func checkTenants(t *testing.T, objs []object) {
 	}
 	if tenants.Name != "hwstate-tenants" {
 		t.Errorf("tenants ConfigMap %s: want hwstate-tenants, no content hash, so an edit reaches the running pods", tenants.Name)
+	}
+	// The file the worker reads, as it reads it.
+	if listed, err := worker.ParseTenants(file, []byte(tenants.Data["tenants.yaml"]), worker.Tenant{}); err != nil || len(listed) == 0 {
+		t.Errorf("the worker refuses the tenants file (%d tenants): %v\n%s", len(listed), err, tenants.Data["tenants.yaml"])
 	}
 	if trigger != nil {
 		checkBacklogTrigger(t, trigger, settingOr(settings, "HWSTATE_STREAM", worker.DefaultStream), settingOr(settings, "HWSTATE_SUBJECT", worker.DefaultSubject))
