@@ -223,3 +223,64 @@ func TestProcessNATSLeastPrivilege(t *testing.T) {
 		})
 	})
 }
+
+// Multi-tenant mode with the same users: the worker, with a consumer per tenant, is never
+// refused anything; a producer publishes to tenants' subjects with `hwstate publish
+// --tenant` and by the body's tenantId; an operator lists and redrives one tenant's dead
+// letters, back to its subject.
+func TestProcessNATSLeastPrivilegeTenants(t *testing.T) {
+	proctest.SkipShort(t)
+	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
+	var log violations
+	ns.SetLoggerV2(&log, false, false, false)
+	creds := ns.UserCreds
+	r := newRig(t, []*natstest.Server{ns}, emulator.Config{})
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	writeTenants(t, file, tenantA)
+	w := r.start("HWSTATE_NATS_CREDS="+creds["worker"], "HWSTATE_TENANTS="+file)
+
+	// A's events by --tenant and by their own tenantId; B is not listed: its event is a
+	// dead letter, redriven once B is.
+	events := filepath.Join(t.TempDir(), "events.ndjson")
+	named := `{"tenantId":"` + tenantA + `",` + strings.TrimPrefix(string(sandbox.Event(sandbox.ConfigOK, 2)), "{")
+	if err := os.WriteFile(events, []byte(string(sandbox.Event(sandbox.ConfigOK, 1))+"\n"+named+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unlisted := filepath.Join(t.TempDir(), "b.ndjson")
+	if err := os.WriteFile(unlisted, append(sandbox.Event(sandbox.ConfigOK, 3), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tool := func(user string, args ...string) string {
+		t.Helper()
+		p := proctest.Start(t, hwstate.Path(t), []string{"HWSTATE_NATS_URL=" + ns.ClientURL(), "HWSTATE_NATS_CREDS=" + creds[user]}, args...)
+		if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+			t.Fatalf("hwstate %v: exit %d, %v\n%s", args, code, err, p.Output())
+		}
+		if v := log.take(); len(v) > 0 {
+			t.Errorf("the %s was refused what hwstate %v needs:\n%s", user, args, strings.Join(v, "\n"))
+		}
+		return p.Output()
+	}
+	tool("producer", "publish", "--file", events, "--tenant", tenantA)
+	tool("producer", "publish", "--file", unlisted, "--tenant", tenantB)
+	proctest.WaitCount(t, r.js, 3, time.Minute)
+	out := proctest.ReadOutcomes(t, r.js)
+	if len(out.Results) != 2 || len(out.DeadLetters) != 1 {
+		t.Fatalf("results %v, dead letters %v: want A's two created, B's dead-lettered", out.Results, out.DeadLetters)
+	}
+
+	writeTenants(t, file, tenantA, tenantB)
+	w.WaitOutput(t, "tenant listed or changed in the tenants file", time.Minute)
+	if ls := tool("operator", "dlq", "ls", "--tenant", tenantB); !strings.Contains(ls, "1 dead letters") {
+		t.Errorf("dlq ls --tenant B:\n%s", ls)
+	}
+	tool("operator", "dlq", "redrive", "--tenant", tenantB)
+	// The redrive took the dead letter out: three outcomes again once B's event is created.
+	proctest.WaitCount(t, r.js, 3, time.Minute)
+	if rs := proctest.ReadOutcomes(t, r.js).Results; len(rs) != 3 {
+		t.Errorf("results %v: want B's redriven event created too", rs)
+	}
+	if v := log.take(); len(v) > 0 {
+		t.Errorf("the worker was refused what it needs:\n%s", strings.Join(v, "\n"))
+	}
+}
