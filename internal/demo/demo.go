@@ -1,6 +1,7 @@
 // Package demo runs the whole pipeline on this machine with nothing configured: the sandbox
 // (embedded JetStream and the Graph emulator), a worker, sample events of every kind, and a
-// summary that accounts for each event's outcome.
+// summary that accounts for each event's outcome; then a worker in multi-tenant mode writing
+// into three tenants side by side, one throttled hard and one refusing.
 package demo
 
 import (
@@ -45,17 +46,20 @@ type Config struct {
 	// Events is the number of valid events to create; the invalid, rejected and failing
 	// ones come on top.
 	Events int
+	// TenantEvents is the number of events published to each tenant of the multi-tenant
+	// part; 0: 30.
+	TenantEvents int
 	// Log receives the worker's log; nil: none.
 	Log *zap.Logger
 }
 
-// Run runs the demo, writing what it does and the summary to w. It fails when an event did
+// Run runs the demo, writing what it does and the summaries to w. It fails when an event did
 // not reach its expected outcome exactly once.
 func Run(ctx context.Context, cfg Config, w io.Writer) error {
-	log := cfg.Log
-	if log == nil {
-		log = zap.NewNop()
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
 	}
+	log := cfg.Log
 	// Graph throttles the first create on one configuration (429 with Retry-After), does not
 	// know one, rejects creates on another, and always fails on a fourth.
 	sb, err := sandbox.New(sandbox.WithEmulator(emulator.Config{
@@ -103,7 +107,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return summary(w, samples, got, sb.Emulator.Stats(), elapsed)
+	if err := summary(w, samples, got, sb.Emulator.Stats(), elapsed); err != nil {
+		return err
+	}
+	return runTenants(ctx, sb, cfg, w)
 }
 
 // waitForOutcomes waits until every sample has an outcome. While the dead letters are not all

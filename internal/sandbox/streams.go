@@ -189,11 +189,17 @@ type Outcomes struct {
 
 // ReadOutcomes reads every result and dead letter back.
 func ReadOutcomes(ctx context.Context, js jetstream.JetStream) (Outcomes, error) {
+	return ReadOutcomesOf(ctx, js, worker.DefaultResultStream, worker.DefaultDLQStream)
+}
+
+// ReadOutcomesOf reads every result and dead letter back from a worker's own result and DLQ
+// streams (one configured with other names).
+func ReadOutcomesOf(ctx context.Context, js jetstream.JetStream, resultStream, dlqStream string) (Outcomes, error) {
 	o := Outcomes{Results: map[string][]worker.Result{}, DeadLetters: map[string][]worker.DeadLetter{}}
-	if err := collect(ctx, js, worker.DefaultResultStream, func(r worker.Result) string { return r.EventID }, o.Results, &o.WrongIDs); err != nil {
+	if err := collect(ctx, js, resultStream, func(r worker.Result) string { return r.EventID }, o.Results, &o.WrongIDs); err != nil {
 		return o, err
 	}
-	err := collect(ctx, js, worker.DefaultDLQStream, func(d worker.DeadLetter) string { return d.EventID }, o.DeadLetters, &o.WrongIDs)
+	err := collect(ctx, js, dlqStream, func(d worker.DeadLetter) string { return d.EventID }, o.DeadLetters, &o.WrongIDs)
 	return o, err
 }
 
