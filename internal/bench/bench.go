@@ -25,8 +25,8 @@ type Config struct {
 	Progress io.Writer
 
 	// Overrides of the scenario's settings; 0 keeps the scenario's.
-	Events, GraphBatch, Concurrency, FetchBatch int
-	Rate                                        float64
+	Events, GraphBatch, Concurrency, FetchBatch, Tenants int
+	Rate                                                 float64
 	// Duration is how long a timed scenario runs.
 	Duration time.Duration
 	// Timeout is when a run gives up on events still without an outcome.
@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	override(&sc.graphBatch, cfg.GraphBatch)
 	override(&sc.concurrency, cfg.Concurrency)
 	override(&sc.fetchBatch, cfg.FetchBatch)
+	if sc.tenants > 0 {
+		override(&sc.tenants, cfg.Tenants)
+	}
 	if cfg.Rate > 0 {
 		sc.rate = cfg.Rate
 	}
@@ -75,6 +78,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer sb.Close()
+	if sc.tenants > 0 {
+		return runTenants(ctx, sc, cfg, sb)
+	}
 	// The worker would create the input stream; made here, events can wait for it.
 	if _, err := sandbox.CreateInputStream(ctx, sb.JS, time.Hour); err != nil {
 		return nil, err

@@ -31,11 +31,7 @@ func TestRunUnlimited(t *testing.T) {
 		return r
 	}
 
-	var out bytes.Buffer
 	r := run(500, 0)
-	if err := r.WriteJSON(&out); err != nil {
-		t.Fatal(err)
-	}
 	var got struct {
 		Scenario string             `json:"scenario"`
 		Figures  map[string]float64 `json:"figures"`
@@ -43,22 +39,12 @@ func TestRunUnlimited(t *testing.T) {
 			Figure string `json:"figure"`
 		} `json:"targets"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("JSON: %v\n%s", err, out.String())
-	}
+	decodeReport(t, r, &got)
 	f := got.Figures
-	for key, want := range map[string]float64{"events": 500, "graph_requests": 500, "graph_429": 0, "redeliveries": 0, "duplicate_creates": 0} {
-		if f[key] != want {
-			t.Errorf("%s = %v, want %v", key, f[key], want)
-		}
-	}
-	for _, key := range []string{"events_per_second", "latency_p50_ms", "latency_p99_ms", "cpu_ms_per_1000_events", "peak_rss_mib",
+	checkFigures(t, f, map[string]float64{"events": 500, "graph_requests": 500, "graph_429": 0, "redeliveries": 0, "duplicate_creates": 0},
+		"events_per_second", "latency_p50_ms", "latency_p99_ms", "cpu_ms_per_1000_events", "peak_rss_mib",
 		"ceiling_emulator_creates_per_second", "ceiling_jetstream_events_per_second", "ceiling_jetstream_ledger_events_per_second", "percent_of_lower_ceiling",
-		"ceiling_emulator_cpu_ms_per_1000", "ceiling_jetstream_cpu_ms_per_1000", "ceiling_jetstream_ledger_cpu_ms_per_1000", "server_cpu_ms_per_1000_events"} {
-		if f[key] <= 0 {
-			t.Errorf("%s = %v, want a measured figure above 0", key, f[key])
-		}
-	}
+		"ceiling_emulator_cpu_ms_per_1000", "ceiling_jetstream_cpu_ms_per_1000", "ceiling_jetstream_ledger_cpu_ms_per_1000", "server_cpu_ms_per_1000_events")
 	if f["latency_p99_ms"] < f["latency_p50_ms"] {
 		t.Errorf("latency p99 %v below p50 %v", f["latency_p99_ms"], f["latency_p50_ms"])
 	}
@@ -76,6 +62,59 @@ func TestRunUnlimited(t *testing.T) {
 	for _, want := range []string{"events/s", "latency p99 ms", "cpu ms/1000 events", "peak RSS MiB", "redeliveries", "duplicate creates", "Graph $batch requests", "creates per $batch", "429 share %"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+// TestRunTenants runs the tenants scenario small: one worker, a tenants file of 20 tenants
+// each with its own emulated tenant and backlog, and the figures issue 13 asks for.
+func TestRunTenants(t *testing.T) {
+	proctest.SkipShort(t)
+	bin := proctest.NewBinary(t.TempDir()).Path(t)
+	var progress proctest.Buffer
+	r, err := bench.Run(context.Background(), bench.Config{
+		Scenario: "tenants", Tenants: 20, Events: 20 * 100, Duration: 9 * time.Second, Executable: bin, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	var got struct {
+		Figures map[string]float64 `json:"figures"`
+	}
+	decodeReport(t, r, &got)
+	f := got.Figures
+	checkFigures(t, f, map[string]float64{"tenants": 20, "consumers": 20, "budget_creates_per_second": 100, "tenants_dry": 0, "duplicate_creates": 0},
+		"start_seconds", "creates_per_second", "budget_used_percent", "budget_used_min_percent", "budget_used_median_percent",
+		"graph_requests", "cpu_ms_per_1000_events", "peak_rss_mib")
+	if f["budget_used_min_percent"] > f["budget_used_median_percent"] {
+		t.Errorf("budget used: min %v above median %v", f["budget_used_min_percent"], f["budget_used_median_percent"])
+	}
+}
+
+// decodeReport decodes the report's JSON into v.
+func decodeReport(t *testing.T, r *bench.Report, v any) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := r.WriteJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out.String())
+	}
+}
+
+// checkFigures checks that the figures have the values exact gives and a measured value
+// above 0 for each key of measured.
+func checkFigures(t *testing.T, f, exact map[string]float64, measured ...string) {
+	t.Helper()
+	for key, want := range exact {
+		if f[key] != want {
+			t.Errorf("%s = %v, want %v", key, f[key], want)
+		}
+	}
+	for _, key := range measured {
+		if f[key] <= 0 {
+			t.Errorf("%s = %v, want a measured figure above 0", key, f[key])
 		}
 	}
 }

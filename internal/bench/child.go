@@ -50,12 +50,39 @@ func startWorker(sc scenario, sb *sandbox.Sandbox, cfg Config) (*child, error) {
 	if sc.fetchBatch > 0 {
 		settings["FETCH_BATCH"] = strconv.Itoa(sc.fetchBatch)
 	}
+	if sc.tenantsFile != "" {
+		settings["TENANTS"] = sc.tenantsFile
+	}
 	c, err := startChild(cfg.Executable, []string{"run"}, settings, cfg.Progress, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
 	c.httpAddr = addr
 	return c, nil
+}
+
+// startReadyWorker runs `hwstate run` (startWorker) and waits, at most limit, until it is
+// ready; the caller stops it, or kills it when returning early.
+func startReadyWorker(ctx context.Context, sc scenario, sb *sandbox.Sandbox, cfg Config, limit time.Duration) (*child, error) {
+	c, err := startWorker(sc, sb, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, limit); err != nil {
+		c.kill()
+		return nil, err
+	}
+	return c, nil
+}
+
+// kill ends the child at once, unless it has exited already.
+func (c *child) kill() {
+	select {
+	case <-c.exited:
+	default:
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
 }
 
 // startChild runs the executable with args and the given HWSTATE_* variables (names

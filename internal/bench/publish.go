@@ -102,22 +102,30 @@ func rssGrowth(samples []sample, from uint64) float64 {
 
 // writeEventsFile writes n distinct valid events, one a line, to a temporary file.
 func writeEventsFile(n int) (string, error) {
-	f, err := os.CreateTemp("", "hwstate-bench-*.ndjson")
+	return writeTemp("hwstate-bench-*.ndjson", func(w *bufio.Writer) {
+		for i := range n {
+			_, _ = w.Write(sandbox.Event(sandbox.ConfigOK, i))
+			_ = w.WriteByte('\n')
+		}
+	})
+}
+
+// writeTemp writes what fill writes to a new temporary file named after pattern
+// (os.CreateTemp's), and returns its name.
+func writeTemp(pattern string, fill func(*bufio.Writer)) (string, error) {
+	f, err := os.CreateTemp("", pattern)
 	if err != nil {
 		return "", err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	for i := range n {
-		_, _ = w.Write(sandbox.Event(sandbox.ConfigOK, i))
-		_ = w.WriteByte('\n')
-	}
+	fill(w)
 	err = w.Flush()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("writing the events file: %w", err)
+		return "", fmt.Errorf("writing %s: %w", f.Name(), err)
 	}
 	return f.Name(), nil
 }

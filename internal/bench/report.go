@@ -147,12 +147,14 @@ func (f *Report) add(key, label string, v float64, decimals int) {
 	f.list = append(f.list, figure{key, label, v, decimals})
 }
 
-// tenantBudget is the creates per second the emulated tenant allows; 0 for no limit.
+// tenantBudget is the creates per second the emulated tenant allows, or all the tenants
+// together; 0 for no limit.
 func (sc scenario) tenantBudget() float64 {
+	perTenant := sc.emulator.Rate
 	if w := sc.emulator.Window; w.Limit > 0 {
-		return float64(w.Limit) / w.Per.Seconds()
+		perTenant = float64(w.Limit) / w.Per.Seconds()
 	}
-	return sc.emulator.Rate
+	return perTenant * float64(max(sc.tenants, 1))
 }
 
 // sampleAt is the first sample taken at or after d into the run.

@@ -61,19 +61,11 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 		}
 	}
 
-	child, err := startWorker(sc, sb, cfg)
+	child, err := startReadyWorker(ctx, sc, sb, cfg, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if child.cmd.ProcessState == nil {
-			_ = child.cmd.Process.Kill()
-			<-child.exited
-		}
-	}()
-	if err := child.waitReady(ctx, 30*time.Second); err != nil {
-		return nil, err
-	}
+	defer child.kill()
 	res := &result{sc: sc, ready: time.Now()}
 	self, err := usageOf(os.Getpid())
 	if err != nil {

@@ -28,6 +28,11 @@ type scenario struct {
 	// duration, when set, runs the worker for that long instead of until every event has its
 	// outcome; rates are then taken after warmup.
 	duration, warmup time.Duration
+	// tenants, when set, runs the worker in multi-tenant mode with that many tenants, each
+	// emulated with the emulator's configuration and given an equal share of the events
+	// as a backlog; tenantsFile is their tenants file (HWSTATE_TENANTS), made by the run.
+	tenants     int
+	tenantsFile string
 	// ceilings measures the emulator alone and JetStream alone after the run, for a scenario
 	// whose rate nothing but the machine bounds.
 	ceilings bool
@@ -90,6 +95,18 @@ func scenarios() []scenario {
 			targets: []target{
 				{figure: "events/s", atLeast: true, value: 40000},
 				{figure: "RSS growth MiB (after 10%)", value: 8},
+			},
+		},
+		{
+			name: "tenants", summary: "1,000 tenants (--tenants), each allowing 5 creates/s (token bucket, burst 1), from one worker; a backlog for each",
+			tenants: 1000, events: 1000 * 450, emulator: emulator.Config{Rate: 5, Burst: 1},
+			rate: 5, burst: 1, concurrency: worker.DefaultConcurrency, ackWait: 60 * time.Second, // $batch auto
+			duration: time.Minute, warmup: 20 * time.Second,
+			targets: []target{
+				{figure: "budget used %, median over tenants", atLeast: true, value: 90},
+				{figure: "429 share %", value: 5},
+				{figure: "tenants whose backlog ran out", value: 0},
+				{figure: "duplicate creates", value: 0},
 			},
 		},
 		{
