@@ -265,10 +265,11 @@ func (ls *lanes) launchLocked(l *lane) {
 	ctx, stop := context.WithCancel(ls.ctx)
 	l.stop = stop
 	ls.running.Add(1)
+	start := ls.start // read under the lock: wait clears it while lanes run
 	go func() {
 		defer ls.running.Done()
 		defer stop()
-		ls.start(ctx, l)
+		start(ctx, l)
 	}()
 }
 
