@@ -1,7 +1,9 @@
 package worker_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/hwstate/hwstate/graph"
 	"github.com/hwstate/hwstate/graph/emulator"
 	"github.com/hwstate/hwstate/internal/proctest"
+	"github.com/hwstate/hwstate/internal/sandbox"
 	"github.com/hwstate/hwstate/worker"
 )
 
@@ -130,4 +133,117 @@ func TestTenantsFileChangesTakeEffectWhileRunning(t *testing.T) {
 	if dls := out.dlq["a-after"]; len(dls) != 1 || dls[0].Reason != worker.InvalidEvent || !strings.Contains(dls[0].Error, "not listed") {
 		t.Errorf("removed tenant A: dead letters %+v, results %+v; want invalid_event", dls, out.results["a-after"])
 	}
+}
+
+// TestTenantsDoNotHoldEachOtherUp is issue 13's six tenants: A with 2,000 events at a 5/s
+// limit (Intune's: 100 writes per sliding 20 s) published first, B to D and F normal, E answering 403 to everything (consent
+// revoked), plus an unlisted tenant and a body naming another tenant. B to D and F get
+// their outcomes within seconds of publishing; A uses its limit with few 429s; E's events
+// are neither created nor dead-lettered while refused, and are created once consent returns.
+func TestTenantsDoNotHoldEachOtherUp(t *testing.T) {
+	h := newHarness(t, emulator.Config{})
+	six := map[string]string{}
+	var listed []worker.Tenant
+	for _, name := range []string{"a", "b", "c", "d", "e", "f"} {
+		id := "4f1c2d3e-0000-4000-8000-0000000000" + name + "0"
+		six[name] = id
+		tn := worker.Tenant{ID: id, Name: "tenant-" + name, GraphBaseURL: h.sb.TenantGraphURL(id)}
+		if name == "a" {
+			tn.Rate, tn.Burst = 5, 1 // the contract's default, Intune's published limit
+		}
+		listed = append(listed, tn)
+	}
+	tenantCfg := func(name string, change func(*emulator.Config)) {
+		tn := h.emu.Tenant(six[name])
+		cfg := tn.Config()
+		change(&cfg)
+		tn.SetConfig(cfg)
+	}
+	tenantCfg("a", func(c *emulator.Config) { c.Window = emulator.Window{Limit: 100, Per: 20 * time.Second} }) // Intune: 100 writes per 20 s
+	tenantCfg("e", func(c *emulator.Config) { c.Forbidden = true })
+	h.start(worker.WithTenants(listed, func(tn worker.Tenant) (worker.Creator, error) {
+		return &graph.Client{BaseURL: tn.GraphBaseURL, Tokens: graph.StaticToken(testToken), Timeout: 5 * time.Second}, nil
+	}))
+	ctx := context.Background()
+	if err := sandbox.PublishAllTo(ctx, h.js, worker.DefaultSubject+"."+six["a"], ids("a", 2000), func(i int) []byte { return event(configOK, i) }, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	const each = 50
+	published := map[string]time.Time{}
+	normal := []string{"b", "c", "d", "f"}
+	for _, name := range append(normal, "e") {
+		for i, id := range ids(name, each) {
+			h.publishTo(six[name], id, event(configOK, i))
+			published[id] = time.Now()
+		}
+	}
+	h.publishTo(tenantC, "unlisted", event(configOK, 1))
+	h.publishTo(six["b"], "b-says-c", withTenantID(event(configOK, 2), six["c"]))
+
+	// B to D and F: created, each within seconds of its publish.
+	var outcomes outputs
+	proctest.WaitFor(t, time.Minute, "the normal tenants' events and the two invalid ones", func() bool {
+		outcomes = h.readOutputs()
+		n := len(outcomes.dlq["unlisted"]) + len(outcomes.dlq["b-says-c"])
+		for _, name := range normal {
+			for _, id := range ids(name, each) {
+				n += len(outcomes.results[id])
+			}
+		}
+		return n == len(normal)*each+2
+	})
+	var lags []time.Duration
+	for _, name := range normal {
+		for _, id := range ids(name, each) {
+			r := outcomes.results[id][0]
+			if r.TenantID != six[name] || h.emu.Tenant(six[name]).CreatesFor(r.ClientRequestID) != 1 {
+				t.Errorf("%s: result %+v, %d creates in its tenant", id, r, h.emu.Tenant(six[name]).CreatesFor(r.ClientRequestID))
+			}
+			lags = append(lags, r.CompletedAt.Sub(published[id]))
+		}
+	}
+	slices.Sort(lags)
+	if p99 := lags[len(lags)*99/100]; p99 >= 10*time.Second {
+		t.Errorf("p99 from publish to outcome for B to D and F: %s, want under 10 s behind A's backlog", p99)
+	}
+	for _, id := range []string{"unlisted", "b-says-c"} {
+		if dls := outcomes.dlq[id]; len(dls) != 1 || dls[0].Reason != worker.InvalidEvent {
+			t.Errorf("%s: dead letters %+v, want one invalid_event", id, dls)
+		}
+	}
+
+	// E: refused, nothing created or dead-lettered; created once consent returns.
+	for _, id := range ids("e", each) {
+		if len(outcomes.results[id])+len(outcomes.dlq[id]) != 0 {
+			t.Fatalf("%s has an outcome while its tenant refuses: %+v %+v", id, outcomes.results[id], outcomes.dlq[id])
+		}
+	}
+	if s := h.emu.Tenant(six["e"]).Stats(); s.Creates != 0 || s.Requests == 0 {
+		t.Fatalf("E while refused: %+v, want requests but no creates", s)
+	}
+	tenantCfg("e", func(c *emulator.Config) { c.Forbidden = false })
+	proctest.WaitFor(t, time.Minute, "E's events created once its consent returns", func() bool {
+		return h.emu.Tenant(six["e"]).Stats().Creates == each
+	})
+	outcomes = h.readOutputs()
+	for _, id := range ids("e", each) {
+		if len(outcomes.results[id]) != 1 || len(outcomes.dlq[id]) != 0 {
+			t.Errorf("%s: %d results, %d dead letters; want one result", id, len(outcomes.results[id]), len(outcomes.dlq[id]))
+		}
+	}
+
+	// A, all along: its limit used (over 100 creates, a window's worth, once the others are
+	// done), few 429s.
+	a0, from := h.emu.Tenant(six["a"]).Stats(), time.Now()
+	proctest.WaitFor(t, time.Minute, "A's next 100 creates", func() bool { return h.emu.Tenant(six["a"]).Stats().Creates >= a0.Creates+100 })
+	a := h.emu.Tenant(six["a"]).Stats()
+	elapsed := time.Since(from).Seconds()
+	if share := float64(a.Creates-a0.Creates) / (5*elapsed + 1); share < 0.9 {
+		t.Errorf("A: %d creates in %.1f s, %.0f%% of its 5/s limit, want 90%% or more", a.Creates-a0.Creates, elapsed, 100*share)
+	}
+	if throttled := float64(a.Throttled) / float64(a.Creates+a.Throttled); throttled > 0.05 {
+		t.Errorf("A: %d 429s to %d creates (%.1f%%), want 5%% at most", a.Throttled, a.Creates, 100*throttled)
+	}
+	t.Logf("A: %d creates, %d 429s in %.1f s; B-D, F: p50 %s, p99 %s", a.Creates, a.Throttled, elapsed, lags[len(lags)/2], lags[len(lags)*99/100])
 }
