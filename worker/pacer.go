@@ -87,24 +87,32 @@ type pacer struct {
 	metrics *Metrics
 	now     func() time.Time // time.Now; a fake clock in tests
 	turn    chan struct{}    // held by the one sender waiting on the limiter
-	// onLevel, when set, is told each level a 429 teaches, so that it outlives the process.
-	// It is called with the pacer locked: it must not block.
+	// onLevel, when set, is told each level a 429 teaches (the tenant's: this pacer's level
+	// over its share), so that it outlives the process and reaches the other replicas. It is
+	// called with the pacer locked: it must not block.
 	onLevel func(level float64)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
 	ceiling     float64 // the configured rate
 	current     float64 // the limiter's rate, kept here as a float to add small steps to
-	level       float64 // what Graph is known to take, remembered at the last cut (0: none yet)
-	started     time.Time
-	lastCut     time.Time
-	holdFrom    time.Time // the end of the pause that came with the last cut: the hold starts there
-	lastClimb   time.Time
+	level       float64 // what Graph is known to take from this pacer, remembered at the last cut (0: none yet)
+	// share is this pacer's part of what the tenant takes (1/N with N replicas alive, share.go):
+	// the rates above, the level and the counts below are all this pacer's part.
+	share float64
+	// started is when the pacer began sending: its first token (its making, until then).
+	// The counts of what Graph took are over the time since, not over time spent waiting
+	// for work, which would make a worker that just began look as if Graph took little.
+	started   time.Time
+	sending   bool // a token was taken: started is the first one's time
+	lastCut   time.Time
+	holdFrom  time.Time // the end of the pause that came with the last cut: the hold starts there
+	lastClimb time.Time
 	// accepts counts the creates Graph accepted per slot of the horizon, a ring indexed by
 	// slot since the Unix epoch.
 	accepts [horizon / slot]struct {
 		slot int64
-		n    int
+		n    float64 // scaled with the share, as the rest: a count at this pacer's part of the tenant
 	}
 }
 
@@ -126,12 +134,13 @@ func newPacerAt(start, perSecond float64, burst int, m *Metrics, now func() time
 		lastClimb: t,
 		ceiling:   perSecond,
 		current:   start,
+		share:     1,
 	}
 }
 
-// learn starts the pacer at a level learned before (by this worker before a restart, or by
-// another replica of it): just under it, holding there before probing above, as after a
-// cut, instead of slow-starting towards it.
+// learn starts the pacer at a tenant's level learned before (by this worker before a
+// restart, or by another replica of it), its share of it: just under that, holding there
+// before probing above, as after a cut, instead of slow-starting towards it.
 func (p *pacer) learn(level float64) {
 	if level <= 0 {
 		return
@@ -139,9 +148,51 @@ func (p *pacer) learn(level float64) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.level = level
+	p.level = p.share * level
 	p.holdFrom, p.lastClimb = now, now
-	p.setLocked(min(max(holdShare*level, rateFloor), p.ceiling))
+	p.setLocked(min(max(holdShare*p.level, rateFloor), p.ceiling))
+}
+
+// adopt takes the tenant's level another replica learned from a 429 while this one runs:
+// its share of it is this pacer's level; a rate above it comes down under it at once, one
+// below climbs to it, and either holds there before probing, as after a cut of its own.
+// A replica's 429 says the tenant is full for every replica.
+func (p *pacer) adopt(level float64) {
+	if level <= 0 {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.level = p.share * level
+	p.holdFrom, p.lastClimb = later(p.holdFrom, now), now
+	p.setLocked(max(min(p.current, holdShare*p.level), rateFloor))
+}
+
+// setShare makes share the pacer's part of the tenant: the rate, the level and what Graph
+// took scale with it, so that N replicas together keep to what one alone had learned, and a
+// replica gone gives its part back to the others.
+func (p *pacer) setShare(share float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if share <= 0 || share == p.share {
+		return
+	}
+	k := share / p.share
+	p.share = share
+	p.level *= k
+	for i := range p.accepts {
+		p.accepts[i].n *= k
+	}
+	p.setLocked(min(max(p.current*k, rateFloor), p.ceiling))
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // showRate puts the rate in force in the metrics: where slow start or a learned level begins.
@@ -190,6 +241,11 @@ func (p *pacer) wait(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		p.mu.Lock()
+		if !p.sending {
+			p.sending, p.started = true, p.now()
+		}
+		p.mu.Unlock()
 		// A token reserved before a 429 must not send into the pause, nor all at once when
 		// it ends (a whole concurrency's worth, each drawing its own 429): after a pause
 		// that began meanwhile, queue for a token again.
@@ -221,6 +277,13 @@ func (p *pacer) throttled(d time.Duration) {
 		return
 	}
 	taken := p.acceptedRateLocked(now, 0)
+	if now.Sub(p.started) < time.Second {
+		// The count over the horizon is spread over at least a second, which a pacer this
+		// young has not been sending for: what Graph took over the last moments says more.
+		// (A replica that took its peers' level on joining and drew a 429 at once learned a
+		// tenth of the tenant's, and every replica held there for a minute.)
+		taken = max(taken, p.recentRateLocked(now))
+	}
 	next := max(p.current*rateCut, keepShare*taken)
 	if p.level == 0 && p.current < p.ceiling {
 		// The end of slow start: the rate grew while Graph took it, and the last moments say
@@ -243,16 +306,29 @@ func (p *pacer) throttled(d time.Duration) {
 	// which a sliding window already filled would keep answering 429. Otherwise (the first
 	// 429, or one at or under the level: the limit has dropped, or was never known) the
 	// level is what Graph took.
-	if p.level > 0 && p.current > p.level && now.Sub(p.holdFrom) > p.holdForLocked() {
+	switch {
+	case p.level > 0 && p.current > p.level && now.Sub(p.holdFrom) > p.holdForLocked():
 		p.level = max(taken, p.level)
 		next = min(next, keepShare*p.level)
-	} else {
+	case p.level > 0 && p.share < 1 && now.Sub(p.holdFrom) > p.holdForLocked():
+		// With other replicas on the tenant, a 429 at or under the level once the hold is
+		// over is most often a peer's probe filling the tenant, not the limit dropping, and
+		// every replica takes the level this one writes: a step down of keepShare at most,
+		// so that a peer's probe does not cost everyone what this replica's count over the
+		// horizon lags (cuts and climbs in it: a tenth of the level). Within the hold no
+		// replica probes (each holds after the last cut, its own or a peer's), so a 429 then
+		// says the level is too high, and it comes down to what Graph took, as for one
+		// replica alone (slow start's end overshoots more with several growing at once).
+		// A limit that did drop is found over several 429s, while the rate in force comes
+		// down by rateCut at each.
+		p.level = max(taken, keepShare*p.level, rateFloor)
+	default:
 		p.level = max(taken, rateFloor)
 	}
 	p.lastCut, p.lastClimb, p.holdFrom = now, now, p.pausedUntil
 	p.setLocked(min(max(next, rateFloor), p.ceiling))
 	if p.onLevel != nil {
-		p.onLevel(p.level)
+		p.onLevel(p.level / p.share)
 	}
 }
 
@@ -276,10 +352,13 @@ func (p *pacer) accepted() {
 	p.lastClimb = now
 	if p.level == 0 { // never throttled: slow start
 		// Each create Graph took adds slowStartGain/s, so the rate grows by e^slowStartGain
-		// a second while the worker sends at it; never past three times what Graph took
+		// a second while the worker sends at it; never past four times what Graph took
 		// lately, so that a worker with little to send does not grow a rate it has never
-		// tried and then send it all at once.
-		p.setLocked(min(p.current+slowStartGain, max(4*p.recentRateLocked(now), startRate), p.ceiling))
+		// tried and then send it all at once. That bound stops the growth, never cuts the
+		// rate: the first answers, counted over half a second, are a fraction of the rate
+		// that sent them, and cutting to four times that set a worker started at 40/s back
+		// to 8/s, a lag a worker fed at its configured rate never made up.
+		p.setLocked(min(p.current+slowStartGain, max(4*p.recentRateLocked(now), p.current), p.ceiling))
 		return
 	}
 	next := p.current
@@ -301,13 +380,13 @@ func (p *pacer) holdForLocked() time.Duration {
 // a slot's worth, never high, which is the side a floor may err on (a sliding window takes
 // no more than its limit).
 func (p *pacer) acceptedRateLocked(now time.Time, ahead time.Duration) float64 {
-	i, n := now.UnixNano()/int64(slot), 0
+	i, n := now.UnixNano()/int64(slot), 0.0
 	for _, b := range p.accepts {
 		if b.slot > i-int64(len(p.accepts)) && b.slot <= i {
 			n += b.n
 		}
 	}
-	return float64(n) / min(max(now.Sub(p.started)+ahead, time.Second), horizon).Seconds()
+	return n / min(max(now.Sub(p.started)+ahead, time.Second), horizon).Seconds()
 }
 
 // recentSlots is how far back recentRateLocked counts: half a second, short enough to
@@ -316,7 +395,7 @@ const recentSlots = 5
 
 // recentRateLocked is what Graph accepted over the last recentSlots, per second.
 func (p *pacer) recentRateLocked(now time.Time) float64 {
-	i, n := now.UnixNano()/int64(slot), 0
+	i, n := now.UnixNano()/int64(slot), 0.0
 	for _, b := range p.accepts {
 		if b.slot > i-recentSlots && b.slot <= i {
 			n += b.n
@@ -326,7 +405,7 @@ func (p *pacer) recentRateLocked(now time.Time) float64 {
 	if from.Before(p.started) {
 		from = p.started
 	}
-	return float64(n) / max(now.Sub(from), slot).Seconds()
+	return n / max(now.Sub(from), slot).Seconds()
 }
 
 func (p *pacer) setLocked(perSecond float64) {

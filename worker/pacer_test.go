@@ -252,3 +252,106 @@ func TestPacerStarts(t *testing.T) {
 		})
 	}
 }
+
+// A pacer's share of its tenant (share.go): the rate, the level and what Graph took scale
+// with it; a level a peer learned comes in at this pacer's share of it; and with peers, a
+// 429 under the level lowers it by keepShare at most.
+func TestPacerShares(t *testing.T) {
+	const s = time.Second
+	const unlimited = 1e9
+	cases := []struct {
+		name            string
+		steps           func(p *pacer, c *clock)
+		rate, wantLevel float64
+	}{
+		{"a half share halves the rate and the level", func(p *pacer, c *clock) {
+			p.setShare(0.5)
+		}, holdShare * 20, 20},
+		{"a replica gone gives its part back", func(p *pacer, c *clock) {
+			p.setShare(1.0 / 3)
+			p.setShare(0.5)
+		}, holdShare * 20, 20},
+		{"and what Graph took with them", func(p *pacer, c *clock) {
+			accept(p, c, 100, 10*s) // 10/s
+			p.setShare(0.5)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if got := p.acceptedRateLocked(c.now(), 0); !near(got, 5) {
+				t.Errorf("Graph took %v/s at half the share, want 5", got)
+			}
+		}, holdShare * 20, 20},
+		{"a peer's lower level: under it at once", func(p *pacer, c *clock) {
+			p.setShare(0.5)
+			p.adopt(30)
+		}, holdShare * 15, 15},
+		{"a peer's higher level: the rate climbs to it", func(p *pacer, c *clock) {
+			p.setShare(0.5)
+			p.adopt(60)
+			sendTo(p, c, unlimited, 10*s) // within the hold: up to it, not above
+		}, holdShare * 30, 30},
+		{"with peers, a 429 under the level after the hold lowers it by keepShare at most", func(p *pacer, c *clock) {
+			p.setShare(0.5)
+			accept(p, c, 50, 5*s)            // 10/s, half the level
+			p.holdFrom = c.t.Add(-time.Hour) // as if the hold were long over
+			throttle(p, c, 10*time.Millisecond)
+		}, rateCut * holdShare * 20, keepShare * 20},
+		{"within the hold, to what Graph took", func(p *pacer, c *clock) {
+			p.setShare(0.5)
+			accept(p, c, 50, 5*s)
+			throttle(p, c, 10*time.Millisecond)
+		}, rateCut * holdShare * 20, 50 / 5.2},
+		{"alone, to what Graph took", func(p *pacer, c *clock) {
+			accept(p, c, 50, 5*s)
+			throttle(p, c, 10*time.Millisecond)
+		}, rateCut * holdShare * 40, 50 / 5.2}, // 50 over 5 s, and a cut window before the 429
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Unix(1e9, 0)}
+			p := newPacerAt(startRate, 1000, 1, nil, c.now)
+			p.learn(40)
+			tt.steps(p, c)
+			if got := p.current; !near(got, tt.rate) {
+				t.Errorf("rate %.3f, want %.3f", got, tt.rate)
+			}
+			if got := p.learned(); !near(got, tt.wantLevel) {
+				t.Errorf("level %.3f, want %.3f", got, tt.wantLevel)
+			}
+		})
+	}
+}
+
+func near(got, want float64) bool { return math.Abs(got-want) <= want/100 }
+
+// Slow start's bound (four times what Graph took lately) stops the growth and never cuts
+// the rate: the first answers of a worker that waited for work are a fraction of the rate
+// that sent them, and a cut to four times that set a worker fed at its configured rate
+// behind for good.
+func TestPacerSlowStartIsNeverCut(t *testing.T) {
+	c := &clock{t: time.Unix(1e9, 0)}
+	p := newPacerAt(40, 400, 1, nil, c.now)
+	c.advance(time.Second) // idle until the first event, and Graph's first answer
+	p.accepted()
+	if p.current < 40 {
+		t.Errorf("rate %.1f after the first answer, want at least the 40 slow start began at", p.current)
+	}
+	sendTo(p, c, 1e9, time.Second)
+	if p.current < 400 {
+		t.Errorf("rate %.1f a second on, want the configured 400", p.current)
+	}
+}
+
+// What Graph took is counted from the pacer's first send, not over the time it waited for
+// work: a worker's first answers are the rate it sends at, and slow start grows from them.
+func TestPacerCountsFromTheFirstSend(t *testing.T) {
+	c := &clock{t: time.Unix(1e9, 0)}
+	p := newPacerAt(40, 400, 1, nil, c.now)
+	c.advance(10 * time.Second) // no work yet
+	if err := p.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	accept(p, c, 4, 100*time.Millisecond) // 40/s, as sent
+	if p.current <= 40 {
+		t.Errorf("rate %.1f after Graph took 40/s from the first send, want slow start growing", p.current)
+	}
+}

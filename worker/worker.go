@@ -39,6 +39,8 @@ type Worker struct {
 	store   storeHealth
 	metrics *Metrics
 	lanes   lanes
+	// replicas are the other workers on the consumers, which share each tenant's rate.
+	replicas replicas
 
 	// ackWait is the shortest of the consumers' AckWaits as the server holds them: another
 	// replica may have set one, and keep-alives must follow it, not this process's setting.
@@ -115,6 +117,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-hard.Done():
 		}
 	})()
+	leave := w.shareRate(hard)
 	for _, l := range w.lanes.all() {
 		w.startPacer(ctx, hard, l)
 	}
@@ -130,6 +133,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.ready.Store(false)
 	w.lanes.wait()
 	wg.Wait()
+	leave()
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +29,8 @@ type child struct {
 	httpAddr string
 	exited   chan struct{}
 	waitErr  error
+	// stopping says the bench asked it to stop: its exit is no failure of the run.
+	stopping atomic.Bool
 }
 
 // startWorker runs `hwstate run` with the scenario's settings as HWSTATE_* variables.
@@ -196,8 +200,11 @@ func (c *child) rateLimit() (float64, error) {
 }
 
 // stop asks the child to shut down (SIGTERM) and kills it if it takes longer than limit.
-func (c *child) stop(limit time.Duration) error {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+func (c *child) stop(limit time.Duration) error { return stopChildren([]*child{c}, limit) }
+
+// waitExit waits for the child to exit after it was asked to (SIGTERM), and kills it if it
+// takes longer than limit.
+func (c *child) waitExit(limit time.Duration) error {
 	select {
 	case <-c.exited:
 	case <-time.After(limit):
@@ -209,4 +216,139 @@ func (c *child) stop(limit time.Duration) error {
 		return fmt.Errorf("the worker exited with %v", c.waitErr)
 	}
 	return nil
+}
+
+// workers are the `hwstate run` children of a scenario, one or several replicas on the same
+// consumer, measured together: their CPU added up (with that of workers stopped before, in
+// a restart), the largest peak RSS of any one of them, and the sum of their rate limits
+// (what the tenant may see).
+type workers struct {
+	children []*child
+	retired  time.Duration // the CPU of workers stopped before
+	exited   chan struct{} // closed when any child exits unasked
+}
+
+// startWorkers starts n children with the scenario's settings.
+func startWorkers(sc scenario, sb *sandbox.Sandbox, cfg Config, n int) (*workers, error) {
+	ws := &workers{}
+	return ws, ws.start(sc, sb, cfg, n)
+}
+
+// start starts n children, after those stopped before, if any.
+func (ws *workers) start(sc scenario, sb *sandbox.Sandbox, cfg Config, n int) error {
+	exited := make(chan struct{})
+	ws.exited = exited
+	var once sync.Once
+	for range n {
+		c, err := startWorker(sc, sb, cfg)
+		if err != nil {
+			ws.kill()
+			return err
+		}
+		ws.children = append(ws.children, c)
+		go func() {
+			<-c.exited
+			if !c.stopping.Load() {
+				once.Do(func() { close(exited) })
+			}
+		}()
+	}
+	return nil
+}
+
+// waitReady waits until every child is bound to its consumer.
+func (ws *workers) waitReady(ctx context.Context, limit time.Duration) error {
+	for _, c := range ws.children {
+		if err := c.waitReady(ctx, limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exitErr is why the child that exited did.
+func (ws *workers) exitErr() error {
+	for _, c := range ws.children {
+		select {
+		case <-c.exited:
+			return c.waitErr
+		default:
+		}
+	}
+	return nil
+}
+
+func (ws *workers) usage() (procUsage, error) {
+	u := procUsage{cpu: ws.retired}
+	for _, c := range ws.children {
+		cu, err := c.usage()
+		if err != nil {
+			return u, err
+		}
+		u.cpu += cu.cpu
+		u.rss += cu.rss
+		u.hwmKiB = max(u.hwmKiB, cu.hwmKiB)
+	}
+	return u, nil
+}
+
+func (ws *workers) rateLimit() (float64, error) {
+	sum := 0.0
+	for _, c := range ws.children {
+		l, err := c.rateLimit()
+		if err != nil {
+			return 0, err
+		}
+		sum += l
+	}
+	return sum, nil
+}
+
+// stop stops every child (SIGTERM, all at once) and keeps their CPU time.
+func (ws *workers) stop(limit time.Duration) error {
+	u, err := ws.usage()
+	if err != nil {
+		return err
+	}
+	if err := stopChildren(ws.children, limit); err != nil {
+		return err
+	}
+	ws.retired, ws.children = u.cpu, nil
+	return nil
+}
+
+// stopOne stops the last child started, as a replica scaled away, and keeps its CPU time.
+func (ws *workers) stopOne(limit time.Duration) error {
+	last := ws.children[len(ws.children)-1]
+	u, err := last.usage()
+	if err != nil {
+		return err
+	}
+	if err := stopChildren([]*child{last}, limit); err != nil {
+		return err
+	}
+	ws.retired += u.cpu
+	ws.children = ws.children[:len(ws.children)-1]
+	return nil
+}
+
+// stopChildren asks every child to stop (SIGTERM, all at once) and waits for each.
+func stopChildren(children []*child, limit time.Duration) error {
+	for _, c := range children {
+		c.stopping.Store(true)
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range children {
+		if err := c.waitExit(limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kill ends the children still running, for a run that failed.
+func (ws *workers) kill() {
+	for _, c := range ws.children {
+		c.kill()
+	}
 }

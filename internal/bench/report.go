@@ -70,13 +70,7 @@ func (r *result) report() *Report {
 	var perSecond float64
 	switch {
 	case timed:
-		n := 0
-		for _, t := range r.outTimes {
-			if !t.Before(from) && !t.After(r.end) {
-				n++
-			}
-		}
-		perSecond = float64(n) / f.seconds
+		perSecond = r.ratePer(from, r.end.Sub(from))
 	case events > 1:
 		f.seconds = r.outTimes[events-1].Sub(r.outTimes[0]).Seconds()
 		perSecond = float64(events-1) / f.seconds
@@ -94,6 +88,11 @@ func (r *result) report() *Report {
 	}
 	if budget := sc.tenantBudget(); budget > 0 {
 		add("budget_used_percent", "budget used %", 100*perSecond/budget, 1)
+		if r.oneStopped > 0 {
+			// How soon the replicas left take the stopped one's part.
+			add("budget_used_percent_after_stop", "budget used %, 20 s after a replica stopped",
+				100*r.ratePer(r.ready.Add(r.oneStopped), coldStart)/budget, 1)
+		}
 	}
 	add("latency_p50_ms", "latency p50 ms (publish to outcome)", quantileMs(r.latencies, 0.50), 1)
 	add("latency_p99_ms", "latency p99 ms", quantileMs(r.latencies, 0.99), 1)
@@ -121,6 +120,15 @@ func (r *result) report() *Report {
 		// Cold start: how hard the worker was throttled finding the tenant's limit.
 		if s, ok := r.sampleAt(coldStart); ok {
 			add("cold_start_429_per_1000", "429s per 1,000 creates, first 20 s", 10*percent(float64(s.throttled), float64(s.requests)), 1)
+		}
+	}
+	if r.restarted > 0 {
+		// The second start: how much of what the first learned the restarted worker kept.
+		s0, ok0 := r.sampleAt(r.restarted)
+		s1, ok1 := r.sampleAt(r.restarted + coldStart)
+		if ok0 && ok1 {
+			add("restart_429_per_1000", "429s per 1,000 creates, 20 s after the restart",
+				10*percent(float64(s1.throttled-s0.throttled), float64(s1.requests-s0.requests)), 1)
 		}
 	}
 	add("graph_429_percent", "429 share %", percent(float64(throttled), float64(requests)), 2)
@@ -155,6 +163,17 @@ func (sc scenario) tenantBudget() float64 {
 		perTenant = float64(w.Limit) / w.Per.Seconds()
 	}
 	return perTenant * float64(max(sc.tenants, 1))
+}
+
+// ratePer is the outcomes per second over the span d from from.
+func (r *result) ratePer(from time.Time, d time.Duration) float64 {
+	n := 0
+	for _, t := range r.outTimes {
+		if !t.Before(from) && t.Before(from.Add(d)) {
+			n++
+		}
+	}
+	return float64(n) / d.Seconds()
 }
 
 // sampleAt is the first sample taken at or after d into the run.
@@ -215,6 +234,12 @@ func (f Report) settings() string {
 	s := fmt.Sprintf("rate %g/s burst %d, concurrency %d, ack wait %s, graph batch %s", sc.rate, sc.burst, sc.concurrency, sc.ackWait, sc.graphBatchSetting())
 	if sc.rate == unlimitedRate {
 		s = fmt.Sprintf("rate unlimited, concurrency %d, ack wait %s, graph batch %s", sc.concurrency, sc.ackWait, sc.graphBatchSetting())
+	}
+	if sc.replicas > 1 {
+		s = fmt.Sprintf("%d workers, each: %s", sc.replicas, s)
+	}
+	if sc.restartAt > 0 {
+		s += fmt.Sprintf("; restarted after %s", sc.restartAt)
 	}
 	return s
 }

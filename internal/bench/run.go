@@ -43,6 +43,11 @@ type result struct {
 	creates   uint64
 	dupes     uint64
 	ceilings  *ceilings // nil unless the scenario measures them
+	// restarted is when the workers were ready again after the restart (since ready); 0
+	// when the scenario has none.
+	restarted time.Duration
+	// oneStopped is when one of the replicas was stopped (since ready); 0 when none was.
+	oneStopped time.Duration
 }
 
 // runWorker measures `hwstate run` under the scenario.
@@ -61,11 +66,15 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 		}
 	}
 
-	child, err := startReadyWorker(ctx, sc, sb, cfg, 30*time.Second)
+	replicas := max(sc.replicas, 1)
+	ws, err := startWorkers(sc, sb, cfg, replicas)
 	if err != nil {
 		return nil, err
 	}
-	defer child.kill()
+	defer ws.kill()
+	if err := ws.waitReady(ctx, 30*time.Second); err != nil {
+		return nil, err
+	}
 	res := &result{sc: sc, ready: time.Now()}
 	self, err := usageOf(os.Getpid())
 	if err != nil {
@@ -87,11 +96,32 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		s, err := res.sample(sb, child)
+		s, err := res.sample(sb, ws)
 		if err != nil {
 			return nil, err
 		}
 		res.samples = append(res.samples, s)
+		if sc.restartAt > 0 && res.restarted == 0 && s.at >= sc.restartAt {
+			fmt.Fprintf(cfg.Progress, "bench: stopping the worker and starting it again\n")
+			if err := ws.stop(time.Minute); err != nil {
+				return nil, err
+			}
+			if err := ws.start(sc, sb, cfg, replicas); err != nil {
+				return nil, err
+			}
+			if err := ws.waitReady(ctx, 30*time.Second); err != nil {
+				return nil, err
+			}
+			res.restarted = time.Since(res.ready)
+			continue // a sample at once: where the second start begins
+		}
+		if sc.stopOneAt > 0 && res.oneStopped == 0 && s.at >= sc.stopOneAt {
+			fmt.Fprintf(cfg.Progress, "bench: stopping one of the workers\n")
+			if err := ws.stopOne(time.Minute); err != nil {
+				return nil, err
+			}
+			res.oneStopped = time.Since(res.ready)
+		}
 		done := sc.duration == 0 && s.outcomes >= uint64(sc.events)
 		if done || time.Now().After(deadline) {
 			if !done && sc.duration == 0 {
@@ -105,15 +135,15 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 			if err != nil {
 				return nil, err
 			}
-		case <-child.exited:
-			return nil, fmt.Errorf("the worker exited during the run: %v", child.waitErr)
+		case <-ws.exited:
+			return nil, fmt.Errorf("the worker exited during the run: %v", ws.exitErr())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 	res.end = time.Now()
 	stopPublishing()
-	if res.atEnd, err = child.usage(); err != nil {
+	if res.atEnd, err = ws.usage(); err != nil {
 		return nil, err
 	}
 	selfEnd, err := usageOf(os.Getpid())
@@ -130,7 +160,7 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 	}
 	st := sb.Emulator.Stats()
 	res.requests, res.batches, res.throttled, res.creates, res.dupes = st.Requests, st.Batches, st.Throttled, st.Creates, st.Duplicates
-	if err := child.stop(time.Minute); err != nil {
+	if err := ws.stop(time.Minute); err != nil {
 		return nil, err
 	}
 	if err := res.readLatencies(ctx, sb.JS); err != nil {
@@ -140,7 +170,7 @@ func runWorker(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbox
 }
 
 // sample takes the pipeline's figures now.
-func (r *result) sample(sb *sandbox.Sandbox, child *child) (sample, error) {
+func (r *result) sample(sb *sandbox.Sandbox, ws *workers) (sample, error) {
 	st := sb.Emulator.Stats()
 	s := sample{at: time.Since(r.ready), requests: st.Requests, throttled: st.Throttled}
 	n, err := sandbox.Count(context.Background(), sb.JS, sandbox.Outputs...)
@@ -148,10 +178,10 @@ func (r *result) sample(sb *sandbox.Sandbox, child *child) (sample, error) {
 		return s, err
 	}
 	s.outcomes = n
-	if limit, err := child.rateLimit(); err == nil {
+	if limit, err := ws.rateLimit(); err == nil {
 		s.limit = limit
 	}
-	u, err := child.usage()
+	u, err := ws.usage()
 	if err != nil {
 		return s, err
 	}

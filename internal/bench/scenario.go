@@ -33,6 +33,12 @@ type scenario struct {
 	// as a backlog; tenantsFile is their tenants file (HWSTATE_TENANTS), made by the run.
 	tenants     int
 	tenantsFile string
+	// replicas is how many workers run on the consumer (0: one).
+	replicas int
+	// restartAt, when set, stops the workers that long into the run and starts them again.
+	restartAt time.Duration
+	// stopOneAt, when set, stops one of the replicas that long into the run, for good.
+	stopOneAt time.Duration
 	// ceilings measures the emulator alone and JetStream alone after the run, for a scenario
 	// whose rate nothing but the machine bounds.
 	ceilings bool
@@ -79,6 +85,29 @@ func scenarios() []scenario {
 				{figure: "budget used %", atLeast: true, value: 95},
 				{figure: "429 share %", value: 2},
 				{figure: "429s per 1,000 creates, first 20 s", value: 20},
+			},
+		},
+		{
+			name: "replicas", summary: "tenant token bucket 100/s (burst 5, Retry-After); three workers on one consumer, each set to 1,000/s; one stopped after 60 s",
+			events: 20_000, emulator: emulator.Config{Rate: 100, Burst: 5}, replicas: 3,
+			// A pull of 100 each (3 s at a third of the tenant): auto pulls as many as the rate
+			// set lets a worker finish in half an ack wait, here the consumer's 1,000 pending,
+			// and the first replica to pull holds them all while the others idle.
+			fetchBatch: 100,
+			rate:       1000, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
+			duration: 90 * time.Second, warmup: 20 * time.Second, stopOneAt: 60 * time.Second,
+			targets: []target{
+				{figure: "budget used %", atLeast: true, value: 95},
+				{figure: "429 share %", value: 2},
+			},
+		},
+		{
+			name: "restart", summary: "tenant token bucket 100/s (burst 5, Retry-After); worker set to 1,000/s, stopped after 30 s and started again",
+			events: 20_000, emulator: emulator.Config{Rate: 100, Burst: 5}, restartAt: 30 * time.Second,
+			rate: 1000, burst: 1, concurrency: 64, ackWait: 60 * time.Second, graphBatch: 1,
+			duration: time.Minute, warmup: 20 * time.Second,
+			targets: []target{
+				{figure: "429s per 1,000 creates, 20 s after the restart", value: 20},
 			},
 		},
 		{
