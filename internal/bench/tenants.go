@@ -148,6 +148,7 @@ func runTenants(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbo
 	window := end.at.Sub(from.at).Seconds()
 	f.seconds = window
 	var shares []float64
+	perTenantBudget := sc.tenantBudget() / float64(sc.tenants) // a bucket's rate or a window's
 	var creates, requests, throttled, dupes uint64
 	dry := 0
 	for k := range sc.tenants {
@@ -157,7 +158,7 @@ func runTenants(ctx context.Context, sc scenario, cfg Config, sb *sandbox.Sandbo
 		requests += b.Requests - a.Requests
 		throttled += b.Throttled - a.Throttled
 		dupes += b.Duplicates
-		shares = append(shares, percent(float64(b.Creates-a.Creates), sc.emulator.Rate*window))
+		shares = append(shares, percent(float64(b.Creates-a.Creates), perTenantBudget*window))
 		if b.Creates >= uint64(perTenant) {
 			dry++
 		}
