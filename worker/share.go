@@ -43,6 +43,11 @@ const (
 	sharePrefix = "pacer.share."
 	// pacerKeys matches the heartbeats and every tenant's level (level.go).
 	pacerKeys = "pacer.>"
+	// joinWait bounds how long a worker starting waits for the others' heartbeats: they
+	// come in milliseconds, and a watcher the server refuses (the NATS permissions of a
+	// deployment not yet updated for it) must not hold the start for long. What comes
+	// later is taken as it comes.
+	joinWait = time.Second
 )
 
 // shareRecord is a replica's heartbeat.
@@ -118,7 +123,7 @@ func (r *replicas) start(ctx context.Context) (stop func()) {
 func (r *replicas) join(ctx context.Context) <-chan jetstream.KeyValueEntry {
 	r.beat(ctx)
 	updates := r.watch(ctx)
-	try := time.NewTimer(natsTry)
+	try := time.NewTimer(joinWait)
 	defer try.Stop()
 initial:
 	for updates != nil {
