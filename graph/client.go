@@ -46,8 +46,11 @@ var defaultHTTPClient = newDefaultHTTPClient()
 func newDefaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment // HTTPS_PROXY and NO_PROXY apply to Graph
-	// The stock 2 idle connections per host would make a worker with 32 creates in
-	// flight open and close connections all the time over HTTP/1.1.
+	// The stock 2 idle connections per host (and 100 in all) would make a worker with
+	// many creates in flight (32 a tenant, a thousand tenants on graph.microsoft.com) open
+	// and close connections all the time over HTTP/1.1: a proxy, an emulator. Graph itself
+	// speaks HTTP/2, where they share a few connections.
+	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = t.MaxIdleConns
 	return &http.Client{
 		Transport: t,

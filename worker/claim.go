@@ -94,7 +94,7 @@ func (w *Worker) claimEvent(ctx context.Context, ev *event) (record, error) {
 		if c := rec.Claim; c != nil {
 			if c.Owner != "" && c.Owner != w.owner && now.Before(c.Until) {
 				ev.log.Debug("another process holds the event; waiting", zap.Time("until", c.Until))
-				if err := sleep(ctx, claimPoll); err != nil {
+				if err := away(ev, func() error { return sleep(ctx, claimPoll) }); err != nil {
 					return record{}, err
 				}
 				continue

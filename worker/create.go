@@ -118,7 +118,7 @@ func (w *Worker) waitUnsent(ctx context.Context, ev *event, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return sleep(ctx, breakerPoll)
+	return away(ev, func() error { return sleep(ctx, breakerPoll) })
 }
 
 // waitToRetry waits before the next request after a transient failure: the backoff, or
@@ -136,7 +136,10 @@ func (w *Worker) waitToRetry(ctx context.Context, ev *event, bo *backoff.Exponen
 	}
 	ev.log.Debug("transient failure; retrying", zap.Int("status", resp.Status), zap.Error(err),
 		zap.Int("attempts", ev.attempts), zap.Duration("wait", wait))
-	return sleep(ctx, wait)
+	if wait <= 0 {
+		return ctx.Err()
+	}
+	return away(ev, func() error { return sleep(ctx, wait) })
 }
 
 // send waits for its turn (a free slot, JetStream taking writes, the rate limit, a claim with
@@ -166,7 +169,9 @@ func (w *Worker) send(ctx, hard context.Context, ev *event, call func(context.Co
 	start := time.Now()
 	resp, err = ev.lane.breaker.Execute(func() (graph.Response, error) {
 		traced := w.traceGraph(ev) // trace.go: the request's span
-		resp, err := call(hard)
+		var resp graph.Response
+		var err error
+		_ = away(ev, func() error { resp, err = call(hard); return nil })
 		traced(resp, err)
 		// Without a token nothing went to Graph: the worker's credentials are wrong, which the
 		// breaker counts, but it is no attempt of the event's.

@@ -60,6 +60,7 @@ type lane struct {
 	stop  context.CancelFunc // set, under lanes.mu, when the lane starts
 	paced bool               // startPacer has started the pacer at the learned level
 	held  atomic.Int64       // messages this lane holds
+	work  handlers           // the held messages' queue and its handlers (hold.go)
 	// levels carries the levels the pacer learns to saveLevels (level.go).
 	levels chan float64
 }

@@ -21,14 +21,22 @@ const fetchWait = 500 * time.Millisecond
 // and a message arriving ends the wait at once, so only shutdown waits longer.
 const idleFetchWait = 5 * time.Second
 
-// pull fetches a lane's messages while there is room to hold them, one goroutine per
-// message. ctx ends pulling; hard ends the handlers' Graph requests and recording (Run).
+// pull fetches a lane's messages while there is room to hold them, and queues them for the
+// lane's handlers (hold.go). ctx ends pulling; hard ends the handlers' Graph requests and
+// recording (Run).
 func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 	slots := make(chan struct{}, maxAckPending)
 	release := func(n int) {
 		for range n {
 			<-slots
 		}
+	}
+	l.work.spawn = func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.serve(ctx, hard, l, func() { <-slots })
+		}()
 	}
 	wait := fetchWait
 	for {
@@ -81,12 +89,7 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 				<-slots
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { l.held.Add(-1); <-slots }()
-				w.handle(ctx, hard, l, msg)
-			}()
+			l.work.push(msg, handlerCount(perSecond, w.cfg.Concurrency))
 		}
 		release(n - got)
 		if wait = fetchWait; got == 0 && l.tenant != "" {
