@@ -80,6 +80,7 @@ func (w *Worker) list(l *lane, listed *listing) {
 		perSecond, burst := l.rate(w.cfg)
 		p := newPacerAt(max(startRate, perSecond/startShare), perSecond, burst, l.figures(), w.opts.now)
 		p.setOnLevel(levelReporter(l.levels))
+		p.setShare(w.replicas.share())
 		l.pacer.Store(p)
 	}
 }
@@ -164,7 +165,9 @@ func (w *Worker) holdLimit(l *lane) int {
 	if l.tenant != "" {
 		n = min(n, max(minTenantHold, burst, int(math.Ceil(perSecond*tenantHold.Seconds()))))
 	}
-	return n
+	// The consumer's max ack pending is every replica's: one replica holding all of it would
+	// leave the others nothing to pull.
+	return max(1, min(n, int(math.Ceil(maxAckPending*w.replicas.share()))))
 }
 
 // tenantHold is how much work, at its rate, a tenant's lane holds in multi-tenant mode, and

@@ -208,6 +208,13 @@ func (p *pacer) setOnLevel(f func(float64)) {
 	p.mu.Unlock()
 }
 
+// inForce is the rate in force, per second.
+func (p *pacer) inForce() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current
+}
+
 // learned is the level the pacer holds to: what Graph is known to take (0: nothing known).
 func (p *pacer) learned() float64 {
 	p.mu.Lock()

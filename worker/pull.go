@@ -40,7 +40,9 @@ func (w *Worker) pull(ctx, hard context.Context, wg *sync.WaitGroup, l *lane) {
 	}
 	wait := fetchWait
 	for {
-		perSecond, _ := l.rate(w.cfg)
+		// Auto pulls are sized from the rate in force (CONTRACT.md section 4): a throttled
+		// tenant, or a replica's share of one, pulls less.
+		perSecond := l.pacer.Load().inForce()
 		hold, size := w.holdLimit(l), w.cfg.fetchBatch(perSecond, l.serverAckWait())
 		// Wait for a quarter of a pull's room before pulling, so a busy worker makes few large
 		// pulls rather than many of one message. Nothing is pulled while JetStream refuses
