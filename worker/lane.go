@@ -72,12 +72,14 @@ func (l *lane) figures() *Metrics { return l.metrics.Load() }
 func (w *Worker) list(l *lane, listed *listing) {
 	old := l.listed.Swap(listed)
 	l.canList.Store(listed != nil && isLister(listed.creator))
-	if label := labelOf(l.tenant, listed); old == nil || l.figures() == nil || labelOf(l.tenant, old) != label {
+	// A new lane (no pacer yet) gets both; the pacer records into the figures.
+	relabel := l.pacer.Load() == nil || labelOf(l.tenant, old) != labelOf(l.tenant, listed)
+	if relabel {
 		l.metrics.Store(w.metrics.forTenant(l.tenant, listed))
 	}
-	if p := l.pacer.Load(); p == nil || old == nil || listed == nil || old.tenant.Rate != listed.tenant.Rate ||
-		old.tenant.Burst != listed.tenant.Burst || labelOf(l.tenant, old) != labelOf(l.tenant, listed) {
-		perSecond, burst := l.rate(w.cfg)
+	oldRate, oldBurst := old.rate(w.cfg)
+	perSecond, burst := listed.rate(w.cfg)
+	if relabel || oldRate != perSecond || oldBurst != burst {
 		p := newPacerAt(max(startRate, perSecond/startShare), perSecond, burst, l.figures(), w.opts.now)
 		p.setOnLevel(levelReporter(l.levels))
 		p.setShare(w.replicas.share())
@@ -92,9 +94,13 @@ type listing struct {
 }
 
 // rate is the lane's configured Graph rate and burst.
-func (l *lane) rate(cfg Config) (float64, int) {
-	if t := l.listed.Load(); t != nil && t.tenant.Rate > 0 {
-		return t.tenant.Rate, max(t.tenant.Burst, 1)
+func (l *lane) rate(cfg Config) (float64, int) { return l.listed.Load().rate(cfg) }
+
+// rate is a listed tenant's Graph rate and burst; the deployment's for a tenant not listed
+// (nil), or one without its own.
+func (li *listing) rate(cfg Config) (float64, int) {
+	if li != nil && li.tenant.Rate > 0 {
+		return li.tenant.Rate, max(li.tenant.Burst, 1)
 	}
 	return cfg.Rate, cfg.Burst
 }

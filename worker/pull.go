@@ -131,30 +131,28 @@ const consumerPoll = time.Second
 // (a request per 256 of them, not one per tenant), and, every sweepEvery, the subjects holding
 // events, so that events of unlisted tenants get lanes that dead-letter them.
 func (w *Worker) watchConsumers(ctx context.Context) {
-	var lastSweep time.Time
+	round := w.watchConsumer
+	if w.opts.tenants != nil {
+		round = w.tenantsWatch() // tenancy.go
+	}
 	for {
-		if w.opts.tenants == nil {
-			for _, l := range w.lanes.all() {
-				info, err := l.consumer().Info(ctx)
-				if err != nil {
-					w.repairIfGone(l, err)
-					continue
-				}
-				w.observe(l, info)
-			}
-		} else if in, err := w.js.Stream(ctx, w.cfg.Stream); err != nil {
-			w.repairIfGone(nil, err)
-		} else {
-			w.watchTenants(ctx, in)
-			if now := w.opts.now(); now.Sub(lastSweep) >= w.opts.tenants.sweepEvery {
-				lastSweep = now
-				w.sweep(ctx, in)
-			}
-		}
+		round(ctx)
 		w.refreshAckWait()
 		if sleep(ctx, consumerPoll) != nil {
 			return
 		}
+	}
+}
+
+// watchConsumer reads the one lane's consumer info (single-tenant mode).
+func (w *Worker) watchConsumer(ctx context.Context) {
+	for _, l := range w.lanes.all() {
+		info, err := l.consumer().Info(ctx)
+		if err != nil {
+			w.repairIfGone(l, err)
+			continue
+		}
+		w.observe(l, info)
 	}
 }
 

@@ -89,6 +89,29 @@ func (w *Worker) creatorFor(tn Tenant) Creator {
 	return c
 }
 
+// tenantsWatch is a round of watchConsumers in multi-tenant mode: the lanes' consumers, and
+// every sweepEvery the stream's subjects. The stream's handle is looked up once (its calls
+// name the stream, so it serves one made again too), not at every round.
+func (w *Worker) tenantsWatch() func(context.Context) {
+	var in jetstream.Stream
+	var lastSweep time.Time
+	return func(ctx context.Context) {
+		if in == nil {
+			s, err := w.js.Stream(ctx, w.cfg.Stream)
+			if err != nil {
+				w.repairIfGone(nil, err)
+				return
+			}
+			in = s
+		}
+		w.watchTenants(ctx, in)
+		if now := w.opts.now(); now.Sub(lastSweep) >= w.opts.tenants.sweepEvery {
+			lastSweep = now
+			w.sweep(ctx, in)
+		}
+	}
+}
+
 // watchTenants reads the state of every lane's consumer from the list of the stream's
 // consumers: its ack wait and figures, whether it is gone, and whether an unlisted tenant's
 // lane has run out of events and can stop.
