@@ -111,17 +111,24 @@ func (s *violations) take() []string {
 	return v
 }
 
+// newLeastPrivilegeRig is a rig on a server that enforces deploy/nats/permissions, and what
+// the server logs of the requests it refuses.
+func newLeastPrivilegeRig(t *testing.T) (*rig, *natstest.Server, *violations) {
+	t.Helper()
+	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
+	log := &violations{}
+	ns.SetLoggerV2(log, false, false, false)
+	return newRig(t, []*natstest.Server{ns}, emulator.Config{}), ns, log
+}
+
 // The NATS users of deploy/nats/permissions, on a server that enforces them: the worker runs
 // end to end with its own and is never refused anything; a producer publishes events with
 // its own (`hwstate publish` too) and can read neither results, dead letters nor the
 // ledger; an operator lists and redrives dead letters with `hwstate dlq`.
 func TestProcessNATSLeastPrivilege(t *testing.T) {
 	proctest.SkipShort(t)
-	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
-	var log violations
-	ns.SetLoggerV2(&log, false, false, false)
+	r, ns, log := newLeastPrivilegeRig(t)
 	creds := ns.UserCreds
-	r := newRig(t, []*natstest.Server{ns}, emulator.Config{})
 	r.env = append(r.env, "HWSTATE_NATS_CREDS="+creds["worker"])
 
 	// The second start finds the streams, consumer and bucket the first one made.
@@ -230,11 +237,8 @@ func TestProcessNATSLeastPrivilege(t *testing.T) {
 // letters, back to its subject.
 func TestProcessNATSLeastPrivilegeTenants(t *testing.T) {
 	proctest.SkipShort(t)
-	ns := natstest.Start(t, natstest.WithUsers(natsPermissions(t)))
-	var log violations
-	ns.SetLoggerV2(&log, false, false, false)
+	r, ns, log := newLeastPrivilegeRig(t)
 	creds := ns.UserCreds
-	r := newRig(t, []*natstest.Server{ns}, emulator.Config{})
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
 	writeTenants(t, file, tenantA)
 	w := r.start("HWSTATE_NATS_CREDS="+creds["worker"], "HWSTATE_TENANTS="+file)
